@@ -1,0 +1,11 @@
+//! keywarden finds leaked OpenRouter API keys and responds to the leak.
+//!
+//! The scanner half: `rules → matcher → scan ← sources`, `scan → report`.
+//! See `design.md` for the responder half.
+
+pub mod matcher;
+pub mod report;
+pub mod rules;
+pub mod scan;
+pub mod secret;
+pub mod sources;
