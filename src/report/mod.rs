@@ -1,0 +1,82 @@
+//! Reports: findings turned into bytes for a writer, in text, JSON, JSONL,
+//! SARIF 2.1.0 or GitHub workflow commands. Secrets are redacted unless the
+//! caller asks for them whole.
+//!
+//! Reports never decide what is a finding and never choose where output
+//! goes; the CLI hands them a writer.
+
+mod github;
+mod json;
+mod sarif;
+mod text;
+
+use crate::rules::Rule;
+use crate::scan::Finding;
+use std::io::{self, Write};
+use std::str::FromStr;
+
+/// Output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Format {
+    Text,
+    Json,
+    Jsonl,
+    Sarif,
+    Github,
+}
+
+impl Format {
+    /// Names accepted on the command line.
+    pub const NAMES: [&'static str; 5] = ["text", "json", "jsonl", "sarif", "github"];
+}
+
+impl FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Ok(match s {
+            "text" => Format::Text,
+            "json" => Format::Json,
+            "jsonl" => Format::Jsonl,
+            "sarif" => Format::Sarif,
+            "github" => Format::Github,
+            _ => return Err(format!("unknown format '{s}'")),
+        })
+    }
+}
+
+/// What every format needs besides the findings.
+pub struct ReportContext<'a> {
+    /// The active rules (SARIF lists them all).
+    pub rules: &'a [Rule],
+    /// Print secrets whole instead of redacted.
+    pub show_secrets: bool,
+}
+
+impl ReportContext<'_> {
+    /// The secret as this report shows it.
+    pub(crate) fn secret_text(&self, f: &Finding) -> String {
+        if self.show_secrets {
+            String::from_utf8_lossy(f.secret.expose()).into_owned()
+        } else {
+            f.secret.redacted()
+        }
+    }
+}
+
+/// Writes `findings` in `format`. Text output carries ANSI styles; pass an
+/// `anstream` writer to strip them where colour is not wanted.
+pub fn write_report(
+    out: &mut dyn Write,
+    format: Format,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
+    match format {
+        Format::Text => text::write(out, findings, ctx),
+        Format::Json => json::write_array(out, findings, ctx),
+        Format::Jsonl => json::write_lines(out, findings, ctx),
+        Format::Sarif => sarif::write(out, findings, ctx),
+        Format::Github => github::write(out, findings, ctx),
+    }?;
+    out.flush()
+}

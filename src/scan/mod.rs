@@ -1,0 +1,143 @@
+//! Scanning: runs sources through the matcher in parallel and turns
+//! matches into findings — placed by line and column, fingerprinted, and
+//! filtered by allowlists, inline `keywarden:allow` comments and baselines.
+//!
+//! Scan decides what is a finding; it never prints or formats (see
+//! `report`) and never reads input itself (see `sources`).
+
+mod baseline;
+mod collect;
+mod finding;
+
+pub use baseline::{Baseline, BaselineError};
+pub use finding::{Finding, fingerprint, sort_findings};
+
+use crate::matcher::{Matcher, MatcherError};
+use crate::rules::{Allowlist, RuleSet};
+use crate::sources::{self, SourceWarning, fs::WalkOptions};
+use collect::Collector;
+use std::io::Read;
+use std::sync::Mutex;
+use std::sync::atomic::AtomicU64;
+
+/// Counters a progress display can read while a scan runs.
+#[derive(Debug, Default)]
+pub struct ScanStats {
+    pub files: AtomicU64,
+    pub bytes: AtomicU64,
+    pub findings: AtomicU64,
+    pub warnings: AtomicU64,
+}
+
+/// How many matches were not reported, and why.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Suppressed {
+    pub allowlist: u64,
+    pub inline: u64,
+    pub baseline: u64,
+}
+
+impl Suppressed {
+    fn add(&mut self, other: Suppressed) {
+        self.allowlist += other.allowlist;
+        self.inline += other.inline;
+        self.baseline += other.baseline;
+    }
+}
+
+/// What a scan found, sorted by path and position.
+#[derive(Debug, Default)]
+pub struct ScanResult {
+    pub findings: Vec<Finding>,
+    pub suppressed: Suppressed,
+}
+
+/// The compiled rules and global allowlist, ready to scan any source.
+#[derive(Debug, Clone)]
+pub struct Scanner {
+    matcher: Matcher,
+    allowlist: Allowlist,
+}
+
+impl Scanner {
+    /// Compiles `rules` for scanning.
+    pub fn new(rules: &RuleSet) -> Result<Self, MatcherError> {
+        Ok(Scanner {
+            matcher: Matcher::new(&rules.rules)?,
+            allowlist: rules.allowlist.clone(),
+        })
+    }
+
+    /// The compiled matcher.
+    pub fn matcher(&self) -> &Matcher {
+        &self.matcher
+    }
+
+    /// Walks directories (and files) in parallel. `walk.overlap` is set
+    /// from the rules.
+    pub fn scan_paths(
+        &self,
+        walk: &WalkOptions,
+        stats: &ScanStats,
+        on_warning: &(dyn Fn(SourceWarning) + Sync),
+    ) -> ScanResult {
+        let collector = self.collector(stats, on_warning);
+        let walk = WalkOptions {
+            overlap: self.matcher.overlap(),
+            ..walk.clone()
+        };
+        let skip = |path: &str| self.allowlist.allows_path(path);
+        sources::fs::walk(&walk, &skip, &collector);
+        finish(collector)
+    }
+
+    /// Scans one stream (stdin) named `name` in reports.
+    pub fn scan_reader(
+        &self,
+        reader: impl Read,
+        name: &str,
+        stats: &ScanStats,
+        on_warning: &(dyn Fn(SourceWarning) + Sync),
+    ) -> std::io::Result<ScanResult> {
+        let collector = self.collector(stats, on_warning);
+        sources::stdin::scan_reader(reader, name, self.matcher.overlap(), &collector)?;
+        Ok(finish(collector))
+    }
+
+    fn collector<'a>(
+        &'a self,
+        stats: &'a ScanStats,
+        on_warning: &'a (dyn Fn(SourceWarning) + Sync),
+    ) -> Collector<'a> {
+        Collector {
+            matcher: &self.matcher,
+            allowlist: &self.allowlist,
+            stats,
+            on_warning,
+            findings: Mutex::default(),
+            suppressed: Mutex::default(),
+        }
+    }
+}
+
+fn finish(collector: Collector<'_>) -> ScanResult {
+    let mut findings = collector
+        .findings
+        .into_inner()
+        .unwrap_or_else(|e| e.into_inner());
+    sort_findings(&mut findings);
+    ScanResult {
+        findings,
+        suppressed: collector
+            .suppressed
+            .into_inner()
+            .unwrap_or_else(|e| e.into_inner()),
+    }
+}
+
+impl ScanResult {
+    /// Drops findings the baseline already knows.
+    pub fn apply_baseline(&mut self, baseline: &Baseline) {
+        self.suppressed.baseline += baseline.suppress(&mut self.findings) as u64;
+    }
+}

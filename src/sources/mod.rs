@@ -1,0 +1,89 @@
+//! Sources: where bytes to scan come from — files in a directory tree and
+//! stdin (git history later) — pushed as units of `(bytes, origin)` into a
+//! [`Sink`].
+//!
+//! Sources read and cut input; they never match and never decide what is a
+//! finding. Problems with one input are [`SourceWarning`]s and the source
+//! goes on.
+
+mod chunk;
+pub mod fs;
+pub mod stdin;
+
+pub use chunk::{CHUNK_SIZE, Chunk, Chunker, Position, looks_binary};
+
+use std::fmt;
+use std::ops::Range;
+use std::path::PathBuf;
+use thiserror::Error;
+
+/// Where a unit of bytes came from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Origin {
+    /// A file found by walking the given roots.
+    File(PathBuf),
+    /// Standard input, under the name given for reports.
+    Stdin(String),
+}
+
+impl Origin {
+    /// The path shown in reports: as walked, without a leading `./`.
+    pub fn display_path(&self) -> String {
+        match self {
+            Origin::File(p) => {
+                let s = p.to_string_lossy();
+                s.strip_prefix("./").unwrap_or(&s).to_string()
+            }
+            Origin::Stdin(name) => name.clone(),
+        }
+    }
+}
+
+impl fmt::Display for Origin {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.display_path())
+    }
+}
+
+/// A piece of one input, ready for matching.
+pub struct Unit<'a> {
+    pub origin: &'a Origin,
+    /// Bytes the matcher sees, context included.
+    pub data: &'a [u8],
+    /// Matches starting in this range of `data` belong to this unit; the
+    /// rest is context shared with neighbouring units.
+    pub keep: Range<usize>,
+    /// Position of `data[0]` in the input.
+    pub start: Position,
+    /// Whether the input looks binary (a NUL byte near its start).
+    pub binary: bool,
+}
+
+/// Something a source could not read, and went on without.
+#[derive(Debug, Error)]
+pub enum SourceWarning {
+    #[error("{path}: skipped: cannot read: {error}")]
+    Unreadable { path: String, error: std::io::Error },
+    #[error("{path}: skipped: broken symbolic link")]
+    BrokenLink { path: String },
+    #[error("{path}: skipped: {size} bytes is above --max-file-size ({limit} bytes)")]
+    TooLarge { path: String, size: u64, limit: u64 },
+    #[error("{path}: skipped: symbolic link loop")]
+    LinkLoop { path: String },
+    #[error("{0}")]
+    Walk(String),
+}
+
+/// Receives units and warnings from a source, on the source's threads.
+pub trait Sink: Sync {
+    /// Per-thread state (e.g. matcher scratch space).
+    type Worker: Send;
+    /// Creates the state for one worker thread.
+    fn new_worker(&self) -> Self::Worker;
+    /// Handles one unit.
+    fn unit(&self, worker: &mut Self::Worker, unit: &Unit<'_>);
+    /// Handles a warning; the source goes on.
+    fn warning(&self, warning: SourceWarning);
+    /// Called once per input after its last unit, with its size in bytes.
+    fn input_done(&self, _worker: &mut Self::Worker, _bytes: u64) {}
+}

@@ -1,0 +1,67 @@
+//! The command line: parses flags, wires rules, sources, scan and reports
+//! together, and is the only place that prints or chooses an exit code.
+
+mod output;
+mod progress;
+mod rules_cmd;
+mod scan_cmd;
+
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// Exit status when something went wrong (bad flags, unreadable config...).
+pub const EXIT_ERROR: u8 = 2;
+
+#[derive(Parser)]
+#[command(
+    name = "keywarden",
+    version,
+    about = "Find leaked OpenRouter API keys (and other secrets) in files, stdin and git history",
+    after_help = "Exit status: 0 nothing found, 1 secrets found (see --exit-code), 2 error."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Scan files and directories (or stdin with `-`) for secrets.
+    Scan(scan_cmd::ScanArgs),
+    /// List or check rules.
+    #[command(subcommand)]
+    Rules(rules_cmd::RulesCommand),
+}
+
+/// Flags shared by every command that loads rules.
+#[derive(Args, Debug, Clone)]
+pub struct ConfigArgs {
+    /// Configuration file (rules to add, rules to disable, global
+    /// allowlist). Default: `.keywarden.toml` at the scan root, if present.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+}
+
+/// Runs the command line and returns the process exit code.
+pub fn run() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let code = if e.use_stderr() { EXIT_ERROR } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let result = match cli.command {
+        Command::Scan(args) => scan_cmd::run(args),
+        Command::Rules(cmd) => rules_cmd::run(cmd),
+    };
+    match result {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            eprintln!("keywarden: error: {e:#}");
+            ExitCode::from(EXIT_ERROR)
+        }
+    }
+}

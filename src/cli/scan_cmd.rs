@@ -1,0 +1,224 @@
+//! `keywarden scan`: directories, files and stdin.
+
+use super::output::Output;
+use super::progress::Progress;
+use super::ConfigArgs;
+use anyhow::{Context, bail};
+use clap::Args;
+use clap::builder::TypedValueParser;
+use keywarden::report::{self, Format, ReportContext};
+use keywarden::rules::{self, RuleSet};
+use keywarden::scan::{Baseline, ScanResult, ScanStats, Scanner};
+use keywarden::sources::fs::WalkOptions;
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::RecvTimeoutError;
+use std::time::{Duration, Instant};
+
+#[derive(Args, Debug)]
+pub struct ScanArgs {
+    /// Files and directories to scan; `-` reads stdin.
+    #[arg(value_name = "PATH", default_value = ".")]
+    pub paths: Vec<PathBuf>,
+
+    /// Scan files that .gitignore/.ignore would skip.
+    #[arg(long)]
+    pub no_ignore: bool,
+
+    /// Follow symbolic links.
+    #[arg(long)]
+    pub follow: bool,
+
+    /// Skip (with a warning) files larger than this, e.g. 10MiB, 1GB, 4096.
+    #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
+    pub max_file_size: u64,
+
+    /// Worker threads (default: one per core).
+    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    pub threads: usize,
+
+    /// Name for stdin in reports (with `-`).
+    #[arg(long, value_name = "NAME", default_value = "<stdin>")]
+    pub stdin_name: String,
+
+    #[command(flatten)]
+    pub config: ConfigArgs,
+
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+/// Report and exit-status flags shared by the scanning commands.
+#[derive(Args, Debug, Clone)]
+pub struct ReportArgs {
+    /// Report format.
+    #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text",
+          value_parser = clap::builder::PossibleValuesParser::new(Format::NAMES)
+              .map(|s| s.parse::<Format>().expect("listed format")))]
+    pub format: Format,
+
+    /// Write the report to FILE instead of stdout.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    pub output: Option<PathBuf>,
+
+    /// Print secrets whole instead of redacted (`sk-or-v1-3fa...9c0`).
+    #[arg(long)]
+    pub show_secrets: bool,
+
+    /// Do not report findings whose fingerprint is in this earlier JSON
+    /// report.
+    #[arg(long, value_name = "FILE")]
+    pub baseline: Option<PathBuf>,
+
+    /// Also write all findings (secrets redacted) as a JSON baseline.
+    #[arg(long, value_name = "FILE")]
+    pub write_baseline: Option<PathBuf>,
+
+    /// Exit status when secrets are found.
+    #[arg(long, value_name = "N", default_value_t = 1)]
+    pub exit_code: u8,
+
+    /// No progress line and no summary on stderr.
+    #[arg(long, short = 'q')]
+    pub quiet: bool,
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    s.trim()
+        .parse::<bytesize::ByteSize>()
+        .map(|b| b.as_u64())
+        .map_err(|e| format!("invalid size '{s}': {e}"))
+}
+
+/// Loads `--config`, or `.keywarden.toml` in `root` when present.
+pub fn load_rules(config: &ConfigArgs, root: &Path) -> anyhow::Result<RuleSet> {
+    let path = match &config.config {
+        Some(p) => Some(p.clone()),
+        None => {
+            let dir = if root.is_dir() { root } else { Path::new(".") };
+            Some(dir.join(rules::CONFIG_FILE_NAME)).filter(|p| p.is_file())
+        }
+    };
+    let doc = path.map(|p| rules::load_file(&p)).transpose()?;
+    Ok(RuleSet::with_config(doc)?)
+}
+
+pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
+    let stdin = args.paths.iter().any(|p| p.as_os_str() == "-");
+    if stdin && args.paths.len() > 1 {
+        bail!("`-` (stdin) cannot be combined with other paths");
+    }
+    for p in args.paths.iter().filter(|p| p.as_os_str() != "-") {
+        if std::fs::symlink_metadata(p).is_err() {
+            bail!("{}: no such file or directory", p.display());
+        }
+    }
+    let root = if stdin { Path::new(".") } else { args.paths[0].as_path() };
+    let rule_set = load_rules(&args.config, root)?;
+    let baseline = args
+        .report
+        .baseline
+        .as_deref()
+        .map(Baseline::load)
+        .transpose()?;
+    let scanner = Scanner::new(&rule_set)?;
+    let output = Output::open(args.report.output.as_deref())?;
+
+    let started = Instant::now();
+    let stats = ScanStats::default();
+    let progress = Progress::start(!args.report.quiet);
+    let on_warning = |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
+    let (done, ticks) = std::sync::mpsc::channel::<()>();
+    let result = std::thread::scope(|s| {
+        if progress.is_visible() {
+            s.spawn(|| {
+                while let Err(RecvTimeoutError::Timeout) = ticks.recv_timeout(Duration::from_millis(100)) {
+                    progress.update(&stats);
+                }
+            });
+        }
+        let result = if stdin {
+            scanner
+                .scan_reader(std::io::stdin().lock(), &args.stdin_name, &stats, &on_warning)
+                .context("cannot read stdin")
+        } else {
+            let walk = WalkOptions {
+                roots: args.paths.clone(),
+                respect_ignore: !args.no_ignore,
+                follow_links: args.follow,
+                max_file_size: args.max_file_size,
+                threads: args.threads,
+                overlap: 0,
+            };
+            Ok(scanner.scan_paths(&walk, &stats, &on_warning))
+        };
+        drop(done);
+        result
+    });
+    drop(progress);
+    let result = result?;
+    finish_scan(result, baseline.as_ref(), &rule_set, &args.report, output, &stats, started)
+}
+
+/// Writes the baseline and report, prints the summary, and picks the exit
+/// status. Shared by every scanning command.
+pub fn finish_scan(
+    mut result: ScanResult,
+    baseline: Option<&Baseline>,
+    rule_set: &RuleSet,
+    args: &ReportArgs,
+    mut output: Output,
+    stats: &ScanStats,
+    started: Instant,
+) -> anyhow::Result<u8> {
+    if let Some(path) = &args.write_baseline {
+        let mut out = Output::open(Some(path))?;
+        let ctx = ReportContext {
+            rules: &rule_set.rules,
+            show_secrets: false,
+        };
+        report::write_report(out.writer(), Format::Json, &result.findings, &ctx)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.finish()?;
+    }
+    if let Some(b) = baseline {
+        result.apply_baseline(b);
+    }
+    let ctx = ReportContext {
+        rules: &rule_set.rules,
+        show_secrets: args.show_secrets,
+    };
+    report::write_report(output.writer(), args.format, &result.findings, &ctx)
+        .context("cannot write the report")?;
+    output.finish()?;
+    if !args.quiet {
+        eprintln!("{}", summary(&result, stats, started.elapsed()));
+    }
+    Ok(if result.findings.is_empty() { 0 } else { args.exit_code })
+}
+
+fn summary(result: &ScanResult, stats: &ScanStats, elapsed: Duration) -> String {
+    use std::sync::atomic::Ordering::Relaxed;
+    let files: std::collections::HashSet<_> = result.findings.iter().map(|f| &f.path).collect();
+    let s = result.suppressed;
+    let mut line = format!(
+        "keywarden: {} finding{} in {} file{}; scanned {} files ({}) in {:.2}s",
+        result.findings.len(),
+        if result.findings.len() == 1 { "" } else { "s" },
+        files.len(),
+        if files.len() == 1 { "" } else { "s" },
+        stats.files.load(Relaxed),
+        bytesize::ByteSize(stats.bytes.load(Relaxed)).display().iec(),
+        elapsed.as_secs_f64(),
+    );
+    if s.inline + s.allowlist + s.baseline > 0 {
+        line.push_str(&format!(
+            "; not reported: {} inline-allowed, {} allowlisted, {} in baseline",
+            s.inline, s.allowlist, s.baseline
+        ));
+    }
+    let warnings = stats.warnings.load(Relaxed);
+    if warnings > 0 {
+        line.push_str(&format!("; {warnings} warning{}", if warnings == 1 { "" } else { "s" }));
+    }
+    line
+}

@@ -1,0 +1,52 @@
+//! JSON (one array) and JSONL (one object a line) reports. The same shape
+//! is read back as a baseline.
+
+use super::ReportContext;
+use crate::scan::Finding;
+use serde::Serialize;
+use std::io::{self, Write};
+
+#[derive(Serialize)]
+struct JsonFinding<'a> {
+    rule_id: &'a str,
+    description: &'a str,
+    severity: &'a str,
+    path: &'a str,
+    line: u64,
+    column: u64,
+    end_line: u64,
+    end_column: u64,
+    secret: String,
+    fingerprint: &'a str,
+    binary: bool,
+}
+
+fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
+    JsonFinding {
+        rule_id: &f.rule_id,
+        description: &f.description,
+        severity: f.severity.as_str(),
+        path: &f.path,
+        line: f.line,
+        column: f.column,
+        end_line: f.end_line,
+        end_column: f.end_column,
+        secret: ctx.secret_text(f),
+        fingerprint: &f.fingerprint,
+        binary: f.binary,
+    }
+}
+
+pub(super) fn write_array(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+    let views: Vec<_> = findings.iter().map(|f| view(f, ctx)).collect();
+    serde_json::to_writer_pretty(&mut *out, &views)?;
+    writeln!(out)
+}
+
+pub(super) fn write_lines(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+    for f in findings {
+        serde_json::to_writer(&mut *out, &view(f, ctx))?;
+        writeln!(out)?;
+    }
+    Ok(())
+}

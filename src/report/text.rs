@@ -1,0 +1,48 @@
+//! Human-readable report: findings grouped by file, styled for a terminal.
+
+use super::ReportContext;
+use crate::rules::Severity;
+use crate::scan::Finding;
+use anstyle::{AnsiColor, Style};
+use std::io::{self, Write};
+
+const PATH: Style = Style::new().bold().underline();
+const PLACE: Style = AnsiColor::Cyan.on_default();
+const SECRET: Style = AnsiColor::Yellow.on_default().bold();
+const DIM: Style = Style::new().dimmed();
+
+fn severity_style(s: Severity) -> Style {
+    match s {
+        Severity::Critical | Severity::High => AnsiColor::Red.on_default().bold(),
+        Severity::Medium => AnsiColor::Yellow.on_default(),
+        Severity::Low | Severity::Info => AnsiColor::Blue.on_default(),
+    }
+}
+
+pub(super) fn write(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+    let mut current: Option<&str> = None;
+    for f in findings {
+        if current != Some(f.path.as_str()) {
+            if current.is_some() {
+                writeln!(out)?;
+            }
+            writeln!(out, "{PATH}{}{PATH:#}", f.path)?;
+            current = Some(&f.path);
+        }
+        let sev = severity_style(f.severity);
+        write!(
+            out,
+            "  {PLACE}{}:{}{PLACE:#}  {sev}{}{sev:#}  {}  {SECRET}{}{SECRET:#}",
+            f.line,
+            f.column,
+            f.severity,
+            f.rule_id,
+            ctx.secret_text(f)
+        )?;
+        if f.binary {
+            write!(out, "  {DIM}(binary file){DIM:#}")?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
+}

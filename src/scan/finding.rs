@@ -1,0 +1,39 @@
+//! A finding: one secret of one rule at one place.
+
+use crate::rules::Severity;
+use crate::secret::Secret;
+
+/// One reported secret.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Finding {
+    pub rule_id: String,
+    pub description: String,
+    pub severity: Severity,
+    /// Path as reported (relative to where the scan ran, or the stdin name).
+    pub path: String,
+    /// 1-based line of the secret's first character.
+    pub line: u64,
+    /// 1-based column (in characters) of the secret's first character.
+    pub column: u64,
+    /// 1-based line of the secret's last character.
+    pub end_line: u64,
+    /// 1-based column of the secret's last character (inclusive).
+    pub end_column: u64,
+    pub secret: Secret,
+    /// `rule:path:sha256(secret)`: stable when the line moves.
+    pub fingerprint: String,
+    /// The file looked binary (a NUL byte near its start).
+    pub binary: bool,
+}
+
+/// The fingerprint of a secret found by `rule_id` in `path`.
+pub fn fingerprint(rule_id: &str, path: &str, secret: &Secret) -> String {
+    format!("{rule_id}:{path}:{}", secret.sha256_hex())
+}
+
+/// Sorts findings by path, line, column and rule.
+pub fn sort_findings(findings: &mut [Finding]) {
+    findings.sort_by(|a, b| {
+        (&a.path, a.line, a.column, &a.rule_id).cmp(&(&b.path, b.line, b.column, &b.rule_id))
+    });
+}

@@ -1,0 +1,197 @@
+//! Files under one or more roots, walked in parallel by the `ignore` crate.
+//!
+//! Honours `.gitignore`/`.ignore` unless told not to, includes hidden files
+//! such as `.env`, never enters `.git`, follows symbolic links only when
+//! asked. Small files are read into a per-thread buffer; large ones are
+//! memory-mapped and cut into chunks whose pages are released once
+//! scanned, so a 4 GB file does not need 4 GB of memory.
+
+use super::{CHUNK_SIZE, Chunker, Origin, Sink, SourceWarning, Unit, looks_binary};
+use ignore::{WalkBuilder, WalkState};
+use std::fs::File;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// Files at least this large are memory-mapped instead of read.
+const MMAP_THRESHOLD: u64 = CHUNK_SIZE as u64;
+
+/// What to walk and how.
+#[derive(Debug, Clone)]
+pub struct WalkOptions {
+    pub roots: Vec<PathBuf>,
+    /// Honour `.gitignore`, `.ignore` and git's exclude files.
+    pub respect_ignore: bool,
+    pub follow_links: bool,
+    /// Files larger than this are skipped with a warning.
+    pub max_file_size: u64,
+    /// Worker threads; 0 picks one per core.
+    pub threads: usize,
+    /// Context shared between chunks of a large file (see the matcher).
+    pub overlap: usize,
+}
+
+/// Walks `opts.roots` and feeds every regular file to `sink`, except those
+/// whose display path `skip` accepts.
+pub fn walk<S: Sink>(opts: &WalkOptions, skip: &(dyn Fn(&str) -> bool + Sync), sink: &S) {
+    let Some((first, rest)) = opts.roots.split_first() else {
+        return;
+    };
+    let mut builder = WalkBuilder::new(first);
+    for root in rest {
+        builder.add(root);
+    }
+    builder
+        .standard_filters(opts.respect_ignore)
+        .hidden(false)
+        .follow_links(opts.follow_links)
+        .threads(opts.threads)
+        .filter_entry(|e| e.file_name() != ".git");
+    builder.build_parallel().run(|| {
+        let mut worker = sink.new_worker();
+        let mut buf = Vec::new();
+        Box::new(move |entry| {
+            match entry {
+                Err(err) => sink.warning(classify_walk_error(err)),
+                Ok(entry) => visit(&entry, opts, skip, sink, &mut worker, &mut buf),
+            }
+            WalkState::Continue
+        })
+    });
+}
+
+fn visit<S: Sink>(
+    entry: &ignore::DirEntry,
+    opts: &WalkOptions,
+    skip: &(dyn Fn(&str) -> bool + Sync),
+    sink: &S,
+    worker: &mut S::Worker,
+    buf: &mut Vec<u8>,
+) {
+    let Some(ft) = entry.file_type() else {
+        return;
+    };
+    let origin = Origin::File(entry.path().to_path_buf());
+    if ft.is_symlink() {
+        // Only reached when not following links.
+        if std::fs::metadata(entry.path()).is_err() {
+            sink.warning(SourceWarning::BrokenLink {
+                path: origin.display_path(),
+            });
+        }
+        return;
+    }
+    // Directories, FIFOs, sockets and devices are not read: opening a
+    // FIFO would block the walk.
+    if !ft.is_file() || skip(&origin.display_path()) {
+        return;
+    }
+    if let Err(warning) = scan_file(&origin, entry.path(), opts, sink, worker, buf) {
+        sink.warning(warning);
+    }
+}
+
+fn scan_file<S: Sink>(
+    origin: &Origin,
+    path: &Path,
+    opts: &WalkOptions,
+    sink: &S,
+    worker: &mut S::Worker,
+    buf: &mut Vec<u8>,
+) -> Result<(), SourceWarning> {
+    let unreadable = |error| SourceWarning::Unreadable {
+        path: origin.display_path(),
+        error,
+    };
+    let mut file = File::open(path).map_err(unreadable)?;
+    let size = file.metadata().map_err(unreadable)?.len();
+    if size > opts.max_file_size {
+        return Err(SourceWarning::TooLarge {
+            path: origin.display_path(),
+            size,
+            limit: opts.max_file_size,
+        });
+    }
+    if size >= MMAP_THRESHOLD {
+        scan_mapped(origin, &file, opts.overlap, sink, worker).map_err(unreadable)?;
+        sink.input_done(worker, size);
+        return Ok(());
+    }
+    buf.clear();
+    file.read_to_end(buf).map_err(unreadable)?;
+    sink.unit(
+        worker,
+        &Unit {
+            origin,
+            data: buf,
+            keep: 0..buf.len(),
+            start: super::Position::START,
+            binary: looks_binary(buf),
+        },
+    );
+    sink.input_done(worker, buf.len() as u64);
+    Ok(())
+}
+
+fn scan_mapped<S: Sink>(
+    origin: &Origin,
+    file: &File,
+    overlap: usize,
+    sink: &S,
+    worker: &mut S::Worker,
+) -> std::io::Result<()> {
+    // SAFETY: the map is read-only and private; a file truncated by another
+    // process while being scanned can fault, as with any mmap reader.
+    let map = unsafe { memmap2::Mmap::map(file)? };
+    map.advise(memmap2::Advice::Sequential)?;
+    let binary = looks_binary(&map);
+    let mut released = 0usize;
+    Chunker::new(overlap).slices(&map, |chunk| {
+        sink.unit(
+            worker,
+            &Unit {
+                origin,
+                data: chunk.data,
+                keep: chunk.keep.clone(),
+                start: chunk.start,
+                binary,
+            },
+        );
+        // Pages before the next chunk's context are never read again.
+        let next_data = (chunk.start.offset as usize + chunk.keep.end).saturating_sub(overlap);
+        let page_end = next_data & !4095;
+        if page_end > released {
+            // SAFETY: dropping clean pages of a read-only file mapping only
+            // makes later reads fault them in again; nothing reads them.
+            let _ = unsafe {
+                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, page_end - released)
+            };
+            released = page_end;
+        }
+    });
+    Ok(())
+}
+
+fn classify_walk_error(err: ignore::Error) -> SourceWarning {
+    match err {
+        ignore::Error::WithPath { path, err } => match *err {
+            ignore::Error::Loop { .. } => SourceWarning::LinkLoop {
+                path: path.display().to_string(),
+            },
+            ignore::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                SourceWarning::BrokenLink {
+                    path: path.display().to_string(),
+                }
+            }
+            ignore::Error::Io(error) => SourceWarning::Unreadable {
+                path: path.display().to_string(),
+                error,
+            },
+            other => SourceWarning::Walk(format!("{}: {other}", path.display())),
+        },
+        ignore::Error::WithDepth { err, .. } => classify_walk_error(*err),
+        ignore::Error::Loop { child, .. } => SourceWarning::LinkLoop {
+            path: child.display().to_string(),
+        },
+        other => SourceWarning::Walk(other.to_string()),
+    }
+}
