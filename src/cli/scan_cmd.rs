@@ -130,9 +130,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     let (done, ticks) = std::sync::mpsc::channel::<()>();
     let result = std::thread::scope(|s| {
         if progress.is_visible() {
-            s.spawn(|| {
+            let (progress, stats) = (&progress, &stats);
+            s.spawn(move || {
                 while let Err(RecvTimeoutError::Timeout) = ticks.recv_timeout(Duration::from_millis(100)) {
-                    progress.update(&stats);
+                    progress.update(stats);
                 }
             });
         }
