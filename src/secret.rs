@@ -99,7 +99,8 @@ pub fn redact(secret: &[u8]) -> String {
 mod tests {
     use super::*;
 
-    const DOC_KEY: &str = "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";
+    const DOC_KEY: &str =
+        "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";
 
     #[test]
     fn openrouter_key_redacts_to_openrouters_own_label() {

@@ -31,10 +31,13 @@ impl Output {
     /// Opens `path`, or stdout when `None`.
     pub fn open(path: Option<&Path>) -> anyhow::Result<Self> {
         let Some(path) = path else {
-            return Ok(Output::Stdout(anstream::AutoStream::auto(io::stdout().lock())));
+            return Ok(Output::Stdout(anstream::AutoStream::auto(
+                io::stdout().lock(),
+            )));
         };
         let tmp = temp_name(path);
-        let file = File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        let file =
+            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(Output::File {
             writer: BufWriter::new(anstream::StripStream::new(file)),
             tmp: TempFile(Some(tmp)),
@@ -76,6 +79,9 @@ impl Output {
 }
 
 fn temp_name(path: &Path) -> PathBuf {
-    let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
     path.with_file_name(format!(".{name}.keywarden-{}.tmp", std::process::id()))
 }

@@ -38,7 +38,9 @@ impl Progress {
             bar.set_message(format!(
                 "{} files, {}, {} findings",
                 stats.files.load(Relaxed),
-                bytesize::ByteSize(stats.bytes.load(Relaxed)).display().iec(),
+                bytesize::ByteSize(stats.bytes.load(Relaxed))
+                    .display()
+                    .iec(),
                 stats.findings.load(Relaxed),
             ));
         }

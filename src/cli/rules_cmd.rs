@@ -70,7 +70,10 @@ fn list(set: &RuleSet, json: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     let width = views.iter().map(|v| v.id.len()).max().unwrap_or(2).max(2);
-    println!("{:width$}  {:8}  {:24}  DESCRIPTION (SOURCE)", "ID", "SEVERITY", "KEYWORDS");
+    println!(
+        "{:width$}  {:8}  {:24}  DESCRIPTION (SOURCE)",
+        "ID", "SEVERITY", "KEYWORDS"
+    );
     for v in views {
         println!(
             "{:width$}  {:8}  {:24}  {} ({})",

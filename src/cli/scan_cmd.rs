@@ -1,8 +1,8 @@
 //! `keywarden scan`: directories, files and stdin.
 
+use super::ConfigArgs;
 use super::output::Output;
 use super::progress::Progress;
-use super::ConfigArgs;
 use anyhow::{Context, bail};
 use clap::Args;
 use clap::builder::TypedValueParser;
@@ -89,16 +89,23 @@ fn parse_size(s: &str) -> Result<u64, String> {
         .map_err(|e| format!("invalid size '{s}': {e}"))
 }
 
-/// Loads `--config`, or `.keywarden.toml` in `root` when present.
-pub fn load_rules(config: &ConfigArgs, root: &Path) -> anyhow::Result<RuleSet> {
-    let path = match &config.config {
+/// The configuration file to use: `--config`, or `.keywarden.toml` in
+/// `root` when present.
+pub fn config_path(config: &ConfigArgs, root: &Path) -> Option<PathBuf> {
+    match &config.config {
         Some(p) => Some(p.clone()),
         None => {
             let dir = if root.is_dir() { root } else { Path::new(".") };
             Some(dir.join(rules::CONFIG_FILE_NAME)).filter(|p| p.is_file())
         }
-    };
-    let doc = path.map(|p| rules::load_file(&p)).transpose()?;
+    }
+}
+
+/// The built-in rules extended by the configuration file, if any.
+pub fn load_rules(config: &ConfigArgs, root: &Path) -> anyhow::Result<RuleSet> {
+    let doc = config_path(config, root)
+        .map(|p| rules::load_file(&p))
+        .transpose()?;
     Ok(RuleSet::with_config(doc)?)
 }
 
@@ -112,7 +119,11 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
             bail!("{}: no such file or directory", p.display());
         }
     }
-    let root = if stdin { Path::new(".") } else { args.paths[0].as_path() };
+    let root = if stdin {
+        Path::new(".")
+    } else {
+        args.paths[0].as_path()
+    };
     let rule_set = load_rules(&args.config, root)?;
     let baseline = args
         .report
@@ -126,20 +137,28 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let stats = ScanStats::default();
     let progress = Progress::start(!args.report.quiet);
-    let on_warning = |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
+    let on_warning =
+        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
     let (done, ticks) = std::sync::mpsc::channel::<()>();
     let result = std::thread::scope(|s| {
         if progress.is_visible() {
             let (progress, stats) = (&progress, &stats);
             s.spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = ticks.recv_timeout(Duration::from_millis(100)) {
+                while let Err(RecvTimeoutError::Timeout) =
+                    ticks.recv_timeout(Duration::from_millis(100))
+                {
                     progress.update(stats);
                 }
             });
         }
         let result = if stdin {
             scanner
-                .scan_reader(std::io::stdin().lock(), &args.stdin_name, &stats, &on_warning)
+                .scan_reader(
+                    std::io::stdin().lock(),
+                    &args.stdin_name,
+                    &stats,
+                    &on_warning,
+                )
                 .context("cannot read stdin")
         } else {
             let walk = WalkOptions {
@@ -149,6 +168,10 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
                 max_file_size: args.max_file_size,
                 threads: args.threads,
                 overlap: 0,
+                exclude: config_path(&args.config, root)
+                    .and_then(|p| std::fs::canonicalize(p).ok())
+                    .into_iter()
+                    .collect(),
             };
             Ok(scanner.scan_paths(&walk, &stats, &on_warning))
         };
@@ -157,7 +180,15 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     });
     drop(progress);
     let result = result?;
-    finish_scan(result, baseline.as_ref(), &rule_set, &args.report, output, &stats, started)
+    finish_scan(
+        result,
+        baseline.as_ref(),
+        &rule_set,
+        &args.report,
+        output,
+        &stats,
+        started,
+    )
 }
 
 /// Writes the baseline and report, prints the summary, and picks the exit
@@ -194,7 +225,11 @@ pub fn finish_scan(
     if !args.quiet {
         eprintln!("{}", summary(&result, stats, started.elapsed()));
     }
-    Ok(if result.findings.is_empty() { 0 } else { args.exit_code })
+    Ok(if result.findings.is_empty() {
+        0
+    } else {
+        args.exit_code
+    })
 }
 
 fn summary(result: &ScanResult, stats: &ScanStats, elapsed: Duration) -> String {
@@ -208,7 +243,9 @@ fn summary(result: &ScanResult, stats: &ScanStats, elapsed: Duration) -> String 
         files.len(),
         if files.len() == 1 { "" } else { "s" },
         stats.files.load(Relaxed),
-        bytesize::ByteSize(stats.bytes.load(Relaxed)).display().iec(),
+        bytesize::ByteSize(stats.bytes.load(Relaxed))
+            .display()
+            .iec(),
         elapsed.as_secs_f64(),
     );
     if s.inline + s.allowlist + s.baseline > 0 {
@@ -219,7 +256,10 @@ fn summary(result: &ScanResult, stats: &ScanStats, elapsed: Duration) -> String 
     }
     let warnings = stats.warnings.load(Relaxed);
     if warnings > 0 {
-        line.push_str(&format!("; {warnings} warning{}", if warnings == 1 { "" } else { "s" }));
+        line.push_str(&format!(
+            "; {warnings} warning{}",
+            if warnings == 1 { "" } else { "s" }
+        ));
     }
     line
 }

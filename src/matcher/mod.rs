@@ -50,7 +50,13 @@ pub struct RawMatch {
 
 impl RawMatch {
     fn order_key(&self) -> (usize, usize, usize, usize, usize) {
-        (self.secret.start, self.secret.end, self.rule, self.span.start, self.span.end)
+        (
+            self.secret.start,
+            self.secret.end,
+            self.rule,
+            self.span.start,
+            self.span.end,
+        )
     }
 }
 
@@ -144,8 +150,16 @@ impl Matcher {
     /// Fresh scratch space for one thread.
     pub fn new_cache(&self) -> MatchCache {
         MatchCache {
-            regex: self.rules.iter().map(|r| r.regex().create_cache()).collect(),
-            captures: self.rules.iter().map(|r| r.regex().create_captures()).collect(),
+            regex: self
+                .rules
+                .iter()
+                .map(|r| r.regex().create_cache())
+                .collect(),
+            captures: self
+                .rules
+                .iter()
+                .map(|r| r.regex().create_captures())
+                .collect(),
             windows: Vec::new(),
             gated: vec![false; self.rules.len()],
         }
@@ -254,7 +268,13 @@ impl Matcher {
         }
     }
 
-    fn secret_range(&self, cache: &mut MatchCache, rule_idx: usize, hay: &[u8], span: Range<usize>) -> Range<usize> {
+    fn secret_range(
+        &self,
+        cache: &mut MatchCache,
+        rule_idx: usize,
+        hay: &[u8],
+        span: Range<usize>,
+    ) -> Range<usize> {
         let rule = &self.rules[rule_idx];
         let group = rule.secret_group();
         if group == 0 {

@@ -24,7 +24,12 @@ impl fmt::Display for SelfTestProblem {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             SelfTestProblem::Missed { index, example } => {
-                write!(f, "example #{} is not found: {}", index + 1, abbreviate(example))
+                write!(
+                    f,
+                    "example #{} is not found: {}",
+                    index + 1,
+                    abbreviate(example)
+                )
             }
             SelfTestProblem::FalsePositive { index, example } => write!(
                 f,
@@ -66,9 +71,11 @@ pub fn self_test(rule: &Rule) -> Result<Vec<SelfTestProblem>, MatcherError> {
     let reported = |cache: &mut _, text: &str| {
         let mut found = Vec::new();
         matcher.find_all(cache, text.as_bytes(), &mut found);
-        found
-            .iter()
-            .any(|m| !rule.allowlist.allows_secret(&text.as_bytes()[m.secret.clone()]))
+        found.iter().any(|m| {
+            !rule
+                .allowlist
+                .allows_secret(&text.as_bytes()[m.secret.clone()])
+        })
     };
     for (index, example) in rule.examples.iter().enumerate() {
         let mut plain = Vec::new();

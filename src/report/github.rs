@@ -6,7 +6,9 @@ use std::io::{self, Write};
 
 /// Escapes a workflow-command message.
 fn escape_data(s: &str) -> String {
-    s.replace('%', "%25").replace('\r', "%0D").replace('\n', "%0A")
+    s.replace('%', "%25")
+        .replace('\r', "%0D")
+        .replace('\n', "%0A")
 }
 
 /// Escapes a workflow-command property value.
@@ -14,7 +16,11 @@ fn escape_property(s: &str) -> String {
     escape_data(s).replace(':', "%3A").replace(',', "%2C")
 }
 
-pub(super) fn write(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+pub(super) fn write(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
     for f in findings {
         writeln!(
             out,

@@ -37,13 +37,21 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
     }
 }
 
-pub(super) fn write_array(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+pub(super) fn write_array(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
     let views: Vec<_> = findings.iter().map(|f| view(f, ctx)).collect();
     serde_json::to_writer_pretty(&mut *out, &views)?;
     writeln!(out)
 }
 
-pub(super) fn write_lines(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+pub(super) fn write_lines(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
     for f in findings {
         serde_json::to_writer(&mut *out, &view(f, ctx))?;
         writeln!(out)?;

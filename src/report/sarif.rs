@@ -76,7 +76,11 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
     ReportingDescriptor::builder()
         .id(rule.id.clone())
         .name(rule.id.clone())
-        .short_description(MultiformatMessageString::builder().text(rule.description.clone()).build())
+        .short_description(
+            MultiformatMessageString::builder()
+                .text(rule.description.clone())
+                .build(),
+        )
         .full_description(
             MultiformatMessageString::builder()
                 .text(format!("{} (pattern: {})", rule.description, rule.pattern))
@@ -138,7 +142,11 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
     }
 }
 
-pub(super) fn write(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+pub(super) fn write(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
     let driver = ToolComponent::builder()
         .name("keywarden")
         .version(env!("CARGO_PKG_VERSION"))

@@ -19,7 +19,11 @@ fn severity_style(s: Severity) -> Style {
     }
 }
 
-pub(super) fn write(out: &mut dyn Write, findings: &[Finding], ctx: &ReportContext<'_>) -> io::Result<()> {
+pub(super) fn write(
+    out: &mut dyn Write,
+    findings: &[Finding],
+    ctx: &ReportContext<'_>,
+) -> io::Result<()> {
     let mut current: Option<&str> = None;
     for f in findings {
         if current != Some(f.path.as_str()) {

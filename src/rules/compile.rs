@@ -33,7 +33,9 @@ pub(crate) fn compile_rule(spec: Spanned<RuleSpec>, src: &Source<'_>) -> Result<
     {
         return Err(src.error(
             spec.id.span(),
-            format!("rule id '{id}' must be non-empty and use only letters, digits, '-', '_' and '.'"),
+            format!(
+                "rule id '{id}' must be non-empty and use only letters, digits, '-', '_' and '.'"
+            ),
         ));
     }
     let ctx = |reason: String| format!("rule '{id}': {reason}");
@@ -56,7 +58,10 @@ pub(crate) fn compile_rule(spec: Spanned<RuleSpec>, src: &Source<'_>) -> Result<
         Some(e) if !(0.0..=8.0).contains(e.get_ref()) => {
             return Err(src.error(
                 e.span(),
-                ctx(format!("entropy {} is outside 0.0..=8.0 bits per byte", e.get_ref())),
+                ctx(format!(
+                    "entropy {} is outside 0.0..=8.0 bits per byte",
+                    e.get_ref()
+                )),
             ));
         }
         e => e.map(|e| e.into_inner()),
@@ -139,7 +144,10 @@ fn compile_regex(pattern: &str) -> Result<(meta::Regex, usize, Option<usize>), S
 
 /// Compiles an allowlist; path globs without `/` match at any depth, as in
 /// `.gitignore`.
-pub(crate) fn compile_allowlist(spec: AllowlistSpec, src: &Source<'_>) -> Result<Allowlist, RuleError> {
+pub(crate) fn compile_allowlist(
+    spec: AllowlistSpec,
+    src: &Source<'_>,
+) -> Result<Allowlist, RuleError> {
     let paths = if spec.paths.is_empty() {
         None
     } else {

@@ -213,8 +213,15 @@ regex = '''demo_([a-z]{8})'''
     #[test]
     fn builtin_rules_load_and_include_openrouter() {
         let set = RuleSet::builtin().unwrap();
-        let r = set.rules.iter().find(|r| r.id == "openrouter-api-key").unwrap();
-        assert!(r.entropy.is_none(), "the OpenRouter rule must not filter by entropy");
+        let r = set
+            .rules
+            .iter()
+            .find(|r| r.id == "openrouter-api-key")
+            .unwrap();
+        assert!(
+            r.entropy.is_none(),
+            "the OpenRouter rule must not filter by entropy"
+        );
         assert_eq!(r.origin, RuleOrigin::Builtin("openrouter.toml".into()));
     }
 
@@ -230,7 +237,10 @@ regex = '''demo_([a-z]{8})'''
     fn bad_regex_names_file_line_and_reason() {
         let (line, reason) = invalid(&GOOD.replace("demo_([a-z]{8})", "demo_([a-z]{8}"));
         assert_eq!(line, 6);
-        assert!(reason.contains("rule 'demo'") && reason.contains("invalid regex"), "{reason}");
+        assert!(
+            reason.contains("rule 'demo'") && reason.contains("invalid regex"),
+            "{reason}"
+        );
     }
 
     #[test]
@@ -250,9 +260,21 @@ regex = '''demo_([a-z]{8})'''
 
     #[test]
     fn empty_matching_regex_entropy_range_and_severity_are_checked() {
-        assert!(invalid(&GOOD.replace("demo_([a-z]{8})", "x*")).1.contains("empty string"));
-        assert!(invalid(&format!("{GOOD}entropy = 9.5\n")).1.contains("entropy"));
-        assert!(invalid(&format!("{GOOD}severity = \"urgent\"\n")).1.contains("unknown severity"));
+        assert!(
+            invalid(&GOOD.replace("demo_([a-z]{8})", "x*"))
+                .1
+                .contains("empty string")
+        );
+        assert!(
+            invalid(&format!("{GOOD}entropy = 9.5\n"))
+                .1
+                .contains("entropy")
+        );
+        assert!(
+            invalid(&format!("{GOOD}severity = \"urgent\"\n"))
+                .1
+                .contains("unknown severity")
+        );
     }
 
     #[test]

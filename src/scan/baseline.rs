@@ -90,9 +90,11 @@ mod tests {
 
     #[test]
     fn json_array_and_jsonl_baselines_both_parse() {
-        let a = Baseline::parse(r#"[{"fingerprint":"r:a:1","line":3},{"fingerprint":"r:b:2"}]"#).unwrap();
+        let a = Baseline::parse(r#"[{"fingerprint":"r:a:1","line":3},{"fingerprint":"r:b:2"}]"#)
+            .unwrap();
         assert_eq!(a.len(), 2);
-        let b = Baseline::parse("{\"fingerprint\":\"r:a:1\"}\n\n{\"fingerprint\":\"r:b:2\"}\n").unwrap();
+        let b = Baseline::parse("{\"fingerprint\":\"r:a:1\"}\n\n{\"fingerprint\":\"r:b:2\"}\n")
+            .unwrap();
         assert_eq!(b.len(), 2);
     }
 

@@ -113,9 +113,7 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Byte index where the last character of `s` starts.
 fn last_char_start(s: &[u8]) -> usize {
-    s.iter()
-        .rposition(|&b| (b & 0xC0) != 0x80)
-        .unwrap_or(0)
+    s.iter().rposition(|&b| (b & 0xC0) != 0x80).unwrap_or(0)
 }
 
 /// True when a line the secret touches carries an inline allow marker.

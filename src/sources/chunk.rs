@@ -177,7 +177,10 @@ mod tests {
     fn check_cover(all: &[u8], chunks: &[(Vec<u8>, Range<usize>, Position)], overlap: usize) {
         let mut next_keep = 0u64;
         for (data, keep, start) in chunks {
-            assert_eq!(*start, Position::START.advance(&all[..start.offset as usize]));
+            assert_eq!(
+                *start,
+                Position::START.advance(&all[..start.offset as usize])
+            );
             let data_off = start.offset as usize;
             assert_eq!(&all[data_off..data_off + data.len()], &data[..]);
             assert_eq!(data_off + keep.start, next_keep as usize);
@@ -188,13 +191,24 @@ mod tests {
     }
 
     fn sample(n: usize) -> Vec<u8> {
-        (0..n).map(|i| if i % 37 == 0 { b'\n' } else { b'a' + (i % 26) as u8 }).collect()
+        (0..n)
+            .map(|i| {
+                if i % 37 == 0 {
+                    b'\n'
+                } else {
+                    b'a' + (i % 26) as u8
+                }
+            })
+            .collect()
     }
 
     #[test]
     fn slices_cover_input_with_overlap() {
         let all = sample(1000);
-        let c = Chunker { size: 64, overlap: 10 };
+        let c = Chunker {
+            size: 64,
+            overlap: 10,
+        };
         let mut got = Vec::new();
         c.slices(&all, |ch| got.push((ch.data.to_vec(), ch.keep, ch.start)));
         assert_eq!(got.len(), 16);
@@ -204,7 +218,10 @@ mod tests {
     #[test]
     fn stream_gives_the_same_chunks_as_slices() {
         let all = sample(1000);
-        let c = Chunker { size: 64, overlap: 10 };
+        let c = Chunker {
+            size: 64,
+            overlap: 10,
+        };
         let (mut a, mut b) = (Vec::new(), Vec::new());
         c.slices(&all, |ch| a.push((ch.data.to_vec(), ch.keep, ch.start)));
         // A reader that returns at most 7 bytes a call.
@@ -217,8 +234,10 @@ mod tests {
                 Ok(n)
             }
         }
-        c.stream(Dribble(&all), |ch, _| b.push((ch.data.to_vec(), ch.keep, ch.start)))
-            .unwrap();
+        c.stream(Dribble(&all), |ch, _| {
+            b.push((ch.data.to_vec(), ch.keep, ch.start))
+        })
+        .unwrap();
         assert_eq!(a, b);
     }
 

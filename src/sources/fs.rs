@@ -28,6 +28,18 @@ pub struct WalkOptions {
     pub threads: usize,
     /// Context shared between chunks of a large file (see the matcher).
     pub overlap: usize,
+    /// Files never scanned, such as the configuration file in use (its
+    /// rule examples are not leaks). Compared by canonical path.
+    pub exclude: Vec<PathBuf>,
+}
+
+impl WalkOptions {
+    fn is_excluded(&self, path: &Path) -> bool {
+        // Canonicalise only when the file name already matches.
+        self.exclude.iter().any(|x| {
+            x.file_name() == path.file_name() && std::fs::canonicalize(path).is_ok_and(|p| &p == x)
+        })
+    }
 }
 
 /// Walks `opts.roots` and feeds every regular file to `sink`, except those
@@ -82,7 +94,7 @@ fn visit<S: Sink>(
     }
     // Directories, FIFOs, sockets and devices are not read: opening a
     // FIFO would block the walk.
-    if !ft.is_file() || skip(&origin.display_path()) {
+    if !ft.is_file() || skip(&origin.display_path()) || opts.is_excluded(entry.path()) {
         return;
     }
     if let Err(warning) = scan_file(&origin, entry.path(), opts, sink, worker, buf) {
@@ -163,7 +175,11 @@ fn scan_mapped<S: Sink>(
             // SAFETY: dropping clean pages of a read-only file mapping only
             // makes later reads fault them in again; nothing reads them.
             let _ = unsafe {
-                map.unchecked_advise_range(memmap2::UncheckedAdvice::DontNeed, released, page_end - released)
+                map.unchecked_advise_range(
+                    memmap2::UncheckedAdvice::DontNeed,
+                    released,
+                    page_end - released,
+                )
             };
             released = page_end;
         }

@@ -5,7 +5,12 @@ use super::{Chunker, Origin, Sink, Unit};
 use std::io::{self, Read};
 
 /// Feeds everything from `reader` to `sink` as input `name`.
-pub fn scan_reader<S: Sink>(reader: impl Read, name: &str, overlap: usize, sink: &S) -> io::Result<()> {
+pub fn scan_reader<S: Sink>(
+    reader: impl Read,
+    name: &str,
+    overlap: usize,
+    sink: &S,
+) -> io::Result<()> {
     let origin = Origin::Stdin(name.to_string());
     let mut worker = sink.new_worker();
     let mut total = 0u64;

@@ -1,0 +1,106 @@
+//! Shared builders for the integration tests: the real binary, the fixture
+//! tree and its ground truth, temp trees and generated keys.
+#![allow(dead_code)]
+
+use assert_cmd::Command;
+use serde_json::Value;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+/// The `keywarden` binary built by cargo, with colour and progress off.
+pub fn keywarden() -> Command {
+    let mut cmd = Command::cargo_bin("keywarden").expect("binary is built");
+    cmd.env("NO_COLOR", "1");
+    cmd
+}
+
+pub fn fixtures() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures")
+}
+
+/// One planted key of the fixture tree's ground truth.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Planted {
+    pub path: String,
+    pub line: u64,
+    pub column: u64,
+    pub key: String,
+    pub binary: bool,
+    pub ignored: bool,
+    pub allowed: bool,
+}
+
+pub fn truth() -> Vec<Planted> {
+    let text = std::fs::read_to_string(fixtures().join("tree.truth.json")).unwrap();
+    let v: Value = serde_json::from_str(&text).unwrap();
+    v["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| Planted {
+            path: k["path"].as_str().unwrap().to_string(),
+            line: k["line"].as_u64().unwrap(),
+            column: k["column"].as_u64().unwrap(),
+            key: k["key"].as_str().unwrap().to_string(),
+            binary: k["binary"].as_bool().unwrap(),
+            ignored: k["ignored"].as_bool().unwrap(),
+            allowed: k["allowed"].as_bool().unwrap(),
+        })
+        .collect()
+}
+
+/// A fresh OpenRouter-shaped key: `sk-or-v1-` + 64 hex from a counter and
+/// the process id, distinct in every call. Not a real credential.
+pub fn gen_key() -> String {
+    static N: AtomicU64 = AtomicU64::new(1);
+    let n = N.fetch_add(1, Ordering::Relaxed);
+    let seed = format!("{}-{n}", std::process::id());
+    format!(
+        "sk-or-v1-{}",
+        keywarden::secret::sha256_hex(seed.as_bytes())
+    )
+}
+
+/// A temp directory holding `files` (path, contents).
+pub fn temp_tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().unwrap();
+    for (path, data) in files {
+        let p = dir.path().join(path);
+        std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+        std::fs::write(p, data).unwrap();
+    }
+    dir
+}
+
+/// Runs `keywarden` with `args` in `dir` and parses its JSON report.
+pub fn scan_json(dir: &Path, args: &[&str]) -> (Vec<Value>, i32, String) {
+    let out = keywarden()
+        .current_dir(dir)
+        .args(["scan", "--format", "json", "-q"])
+        .args(args)
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    (
+        findings,
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(path, line, column)` of each finding.
+pub fn places(findings: &[Value]) -> Vec<(String, u64, u64)> {
+    let mut v: Vec<_> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["column"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}
