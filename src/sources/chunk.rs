@@ -92,7 +92,11 @@ impl Chunker {
             let keep_end = (keep_start + self.size).min(all.len());
             let data_start = keep_start.saturating_sub(self.overlap);
             let data_end = (keep_end + self.overlap).min(all.len());
-            pos = pos.advance(&all[pos.offset as usize..data_start]);
+            // Where the next chunk's data starts, counted now: `f` may
+            // release this chunk's pages (mmap), and reading them again
+            // afterwards would fault them all back in.
+            let next_start = keep_end.saturating_sub(self.overlap).max(data_start);
+            let next_pos = pos.advance(&all[data_start..next_start]);
             f(Chunk {
                 data: &all[data_start..data_end],
                 keep: keep_start - data_start..keep_end - data_start,
@@ -101,6 +105,7 @@ impl Chunker {
             if keep_end >= all.len() {
                 return;
             }
+            pos = next_pos;
             keep_start = keep_end;
         }
     }
