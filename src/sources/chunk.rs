@@ -45,11 +45,13 @@ impl Position {
 }
 
 fn count_newlines(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| b == b'\n').count() as u64
+    bytecount::count(bytes, b'\n') as u64
 }
 
+/// Characters as UTF-8 counts them: bytes that are not continuation bytes
+/// (so each invalid byte counts as one).
 fn count_chars(bytes: &[u8]) -> u64 {
-    bytes.iter().filter(|&&b| (b & 0xC0) != 0x80).count() as u64
+    bytecount::num_chars(bytes) as u64
 }
 
 /// True when the start of an input holds a NUL byte, as git and ripgrep
