@@ -1,6 +1,7 @@
 //! The command line: parses flags, wires rules, sources, scan and reports
 //! together, and is the only place that prints or chooses an exit code.
 
+mod history_cmd;
 mod output;
 mod progress;
 mod rules_cmd;
@@ -29,6 +30,8 @@ struct Cli {
 enum Command {
     /// Scan files and directories (or stdin with `-`) for secrets.
     Scan(scan_cmd::ScanArgs),
+    /// Scan git history: every commit reachable from any ref, or a range.
+    History(history_cmd::HistoryArgs),
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
@@ -55,6 +58,7 @@ pub fn run() -> ExitCode {
     };
     let result = match cli.command {
         Command::Scan(args) => scan_cmd::run(args),
+        Command::History(args) => history_cmd::run(args),
         Command::Rules(cmd) => rules_cmd::run(cmd),
     };
     match result {

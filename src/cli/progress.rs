@@ -35,8 +35,10 @@ impl Progress {
     /// Refreshes the line from the counters.
     pub fn update(&self, stats: &ScanStats) {
         if let Some(bar) = &self.bar {
+            let commits = stats.commits.load(Relaxed);
+            let commits = if commits > 0 { format!("{commits} commits, ") } else { String::new() };
             bar.set_message(format!(
-                "{} files, {}, {} findings",
+                "{commits}{} files, {}, {} findings",
                 stats.files.load(Relaxed),
                 bytesize::ByteSize(stats.bytes.load(Relaxed))
                     .display()

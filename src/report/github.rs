@@ -31,7 +31,15 @@ pub(super) fn write(
             f.column,
             f.end_column + 1,
             escape_property(&format!("keywarden: {}", f.rule_id)),
-            escape_data(&format!("{} {} found", f.description, ctx.secret_text(f))),
+            escape_data(&match &f.commit {
+                Some(c) => format!(
+                    "{} {} found ({})",
+                    f.description,
+                    ctx.secret_text(f),
+                    super::commit::one_line(c)
+                ),
+                None => format!("{} {} found", f.description, ctx.secret_text(f)),
+            }),
         )?;
     }
     Ok(())

@@ -19,6 +19,19 @@ struct JsonFinding<'a> {
     secret: String,
     fingerprint: &'a str,
     binary: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    commit: Option<JsonCommit<'a>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    blob: Option<&'a str>,
+}
+
+#[derive(Serialize)]
+struct JsonCommit<'a> {
+    id: &'a str,
+    author: &'a str,
+    email: &'a str,
+    date: String,
+    message: &'a str,
 }
 
 fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
@@ -34,6 +47,14 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
         secret: ctx.secret_text(f),
         fingerprint: &f.fingerprint,
         binary: f.binary,
+        commit: f.commit.as_deref().map(|c| JsonCommit {
+            id: &c.id,
+            author: &c.author_name,
+            email: &c.author_email,
+            date: super::commit::author_date(c),
+            message: &c.summary,
+        }),
+        blob: f.blob.as_deref(),
     }
 }
 

@@ -5,6 +5,7 @@
 //! Reports never decide what is a finding and never choose where output
 //! goes; the CLI hands them a writer.
 
+mod commit;
 mod github;
 mod json;
 mod sarif;

@@ -131,7 +131,15 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
         .level(level(f.severity))
         .message(
             Message::builder()
-                .text(format!("{} found: {}", f.description, ctx.secret_text(f)))
+                .text(match &f.commit {
+                    Some(c) => format!(
+                        "{} found: {} ({})",
+                        f.description,
+                        ctx.secret_text(f),
+                        super::commit::one_line(c)
+                    ),
+                    None => format!("{} found: {}", f.description, ctx.secret_text(f)),
+                })
                 .build(),
         )
         .locations(vec![location])

@@ -47,6 +47,9 @@ pub(super) fn write(
             write!(out, "  {DIM}(binary file){DIM:#}")?;
         }
         writeln!(out)?;
+        if let Some(c) = &f.commit {
+            writeln!(out, "      {DIM}{}{DIM:#}", super::commit::one_line(c))?;
+        }
     }
     Ok(())
 }

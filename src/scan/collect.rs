@@ -45,6 +45,10 @@ impl Sink for Collector<'_> {
             return;
         }
         let path = unit.origin.display_path();
+        let (commit, blob) = match unit.origin {
+            crate::sources::Origin::Blob { commit, blob, .. } => (commit.clone(), Some(blob.clone())),
+            _ => (None, None),
+        };
         let mut found = Vec::new();
         let mut suppressed = Suppressed::default();
         // Matches are ordered by position, so placing them is one pass.
@@ -84,6 +88,8 @@ impl Sink for Collector<'_> {
                 end_column: end.column,
                 secret,
                 binary: unit.binary,
+                commit: commit.clone(),
+                blob: blob.clone(),
             });
         }
         self.stats.findings.fetch_add(found.len() as u64, Relaxed);

@@ -2,6 +2,8 @@
 
 use crate::rules::Severity;
 use crate::secret::Secret;
+use crate::sources::git::CommitInfo;
+use std::sync::Arc;
 
 /// One reported secret.
 #[derive(Debug, Clone, PartialEq)]
@@ -24,6 +26,11 @@ pub struct Finding {
     pub fingerprint: String,
     /// The file looked binary (a NUL byte near its start).
     pub binary: bool,
+    /// For git sources: the commit the secret is attributed to (None for a
+    /// blob no commit reaches).
+    pub commit: Option<Arc<CommitInfo>>,
+    /// For git sources: the blob holding the secret.
+    pub blob: Option<String>,
 }
 
 /// The fingerprint of a secret found by `rule_id` in `path`.
@@ -31,9 +38,16 @@ pub fn fingerprint(rule_id: &str, path: &str, secret: &Secret) -> String {
     format!("{rule_id}:{path}:{}", secret.sha256_hex())
 }
 
-/// Sorts findings by path, line, column and rule.
+/// Sorts findings by commit (oldest first), path, line, column and rule.
 pub fn sort_findings(findings: &mut [Finding]) {
     findings.sort_by(|a, b| {
-        (&a.path, a.line, a.column, &a.rule_id).cmp(&(&b.path, b.line, b.column, &b.rule_id))
+        let order = |f: &Finding| f.commit.as_ref().map(|c| c.order);
+        (order(a), &a.path, a.line, a.column, &a.rule_id).cmp(&(
+            order(b),
+            &b.path,
+            b.line,
+            b.column,
+            &b.rule_id,
+        ))
     });
 }

@@ -8,6 +8,9 @@
 mod baseline;
 mod collect;
 mod finding;
+mod history;
+
+pub use history::HistoryOptions;
 
 pub use baseline::{Baseline, BaselineError};
 pub use finding::{Finding, fingerprint, sort_findings};
@@ -27,6 +30,8 @@ pub struct ScanStats {
     pub bytes: AtomicU64,
     pub findings: AtomicU64,
     pub warnings: AtomicU64,
+    /// Commits walked (history scans).
+    pub commits: AtomicU64,
 }
 
 /// How many matches were not reported, and why.

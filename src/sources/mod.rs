@@ -8,6 +8,7 @@
 
 mod chunk;
 pub mod fs;
+pub mod git;
 pub mod stdin;
 
 pub use chunk::{CHUNK_SIZE, Chunk, Chunker, Position, looks_binary};
@@ -24,6 +25,12 @@ pub enum Origin {
     File(PathBuf),
     /// Standard input, under the name given for reports.
     Stdin(String),
+    /// A git blob, at the path (and commit) where it is attributed.
+    Blob {
+        path: String,
+        commit: Option<std::sync::Arc<git::CommitInfo>>,
+        blob: String,
+    },
 }
 
 impl Origin {
@@ -35,6 +42,7 @@ impl Origin {
                 s.strip_prefix("./").unwrap_or(&s).to_string()
             }
             Origin::Stdin(name) => name.clone(),
+            Origin::Blob { path, .. } => path.clone(),
         }
     }
 }

@@ -1,0 +1,323 @@
+//! Git repositories as a source: which blobs history holds and where each
+//! first appeared, which blobs a commit range changed, and blob contents.
+//!
+//! Enumeration (which blobs, where) and reading are separate; neither
+//! matches. History is walked oldest-first, each tree once, so the cost
+//! grows with the number of distinct objects, not commits × files.
+
+use git2::{ObjectType, Oid, Repository, Sort};
+use std::collections::{HashMap, HashSet};
+use std::path::Path;
+use std::sync::Arc;
+use thiserror::Error;
+
+/// Errors reading a repository.
+#[derive(Debug, Error)]
+pub enum GitError {
+    #[error("{path}: not a git repository: {message}")]
+    Open { path: String, message: String },
+    #[error("{context}: {source}")]
+    Git {
+        context: String,
+        #[source]
+        source: git2::Error,
+    },
+}
+
+fn git_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
+    let context = context.into();
+    move |source| GitError::Git { context, source }
+}
+
+/// The commit a finding is attributed to.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CommitInfo {
+    pub id: String,
+    pub author_name: String,
+    pub author_email: String,
+    /// Author time, seconds since the epoch, and its UTC offset in minutes.
+    pub time: i64,
+    pub offset_minutes: i32,
+    /// First line of the message.
+    pub summary: String,
+    /// Position in the oldest-first walk: lower is earlier.
+    pub order: u32,
+}
+
+impl CommitInfo {
+    fn from_commit(c: &git2::Commit<'_>, order: u32) -> Self {
+        let author = c.author();
+        CommitInfo {
+            id: c.id().to_string(),
+            author_name: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+            author_email: String::from_utf8_lossy(author.email_bytes()).into_owned(),
+            time: author.when().seconds(),
+            offset_minutes: author.when().offset_minutes(),
+            summary: String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned(),
+            order,
+        }
+    }
+}
+
+/// A blob at a path in a commit (no commit: a blob no ref reaches).
+#[derive(Debug, Clone)]
+pub struct BlobSite {
+    pub blob: Oid,
+    pub commit: Option<Arc<CommitInfo>>,
+    pub path: String,
+}
+
+/// What a history walk found.
+#[derive(Debug, Default)]
+pub struct History {
+    /// Each distinct blob at the place it first appeared (several places
+    /// when the first commit holding it has it at several paths).
+    pub sites: Vec<BlobSite>,
+    pub commits: usize,
+    /// Things skipped, for the user (submodules, non-commit refs).
+    pub notes: Vec<String>,
+}
+
+/// Opens a repository (bare or not) at or above `path`.
+pub fn open(path: &Path) -> Result<Repository, GitError> {
+    Repository::open_ext(path, git2::RepositoryOpenFlags::empty(), std::iter::empty::<&str>()).map_err(|e| {
+        GitError::Open {
+            path: path.display().to_string(),
+            message: e.message().to_string(),
+        }
+    })
+}
+
+/// Commits reachable from every ref (branches, tags, remotes, stash) and
+/// HEAD, parents before children.
+fn all_commits(repo: &Repository, notes: &mut Vec<String>) -> Result<Vec<Oid>, GitError> {
+    let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+        .map_err(git_err("revwalk"))?;
+    let mut pushed = false;
+    for r in repo.references().map_err(git_err("listing refs"))? {
+        let r = r.map_err(git_err("reading a ref"))?;
+        let name = String::from_utf8_lossy(r.name_bytes()).into_owned();
+        match r.peel_to_commit() {
+            Ok(c) => {
+                walk.push(c.id()).map_err(git_err(format!("walking {name}")))?;
+                pushed = true;
+            }
+            Err(_) => notes.push(format!("{name}: does not point to a commit; skipped")),
+        }
+    }
+    if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
+        walk.push(head.id()).map_err(git_err("walking HEAD"))?;
+        pushed = true;
+    }
+    if !pushed {
+        return Ok(Vec::new());
+    }
+    walk.collect::<Result<Vec<_>, _>>()
+        .map_err(git_err("walking history"))
+}
+
+/// Walks all of history oldest-first and lists each distinct blob where it
+/// first appeared. Trees already visited are not entered again.
+pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
+    let mut history = History::default();
+    let commits = all_commits(repo, &mut history.notes)?;
+    history.commits = commits.len();
+    let mut seen_trees: HashSet<Oid> = HashSet::new();
+    let mut first_commit_of_blob: HashMap<Oid, u32> = HashMap::new();
+    let mut submodules = 0usize;
+    for (order, oid) in commits.iter().enumerate() {
+        let order = order as u32;
+        let commit = repo.find_commit(*oid).map_err(git_err(format!("reading commit {oid}")))?;
+        let tree_id = commit.tree_id();
+        if !seen_trees.insert(tree_id) {
+            continue;
+        }
+        let info = Arc::new(CommitInfo::from_commit(&commit, order));
+        let mut stack = vec![(tree_id, String::new())];
+        while let Some((tree_id, prefix)) = stack.pop() {
+            let tree = repo.find_tree(tree_id).map_err(git_err(format!("reading tree {tree_id}")))?;
+            for entry in tree.iter() {
+                let name = String::from_utf8_lossy(entry.name_bytes());
+                let path = if prefix.is_empty() {
+                    name.into_owned()
+                } else {
+                    format!("{prefix}/{name}")
+                };
+                match entry.kind() {
+                    Some(ObjectType::Tree) => {
+                        if seen_trees.insert(entry.id()) {
+                            stack.push((entry.id(), path));
+                        }
+                    }
+                    Some(ObjectType::Blob) => {
+                        let first = *first_commit_of_blob.entry(entry.id()).or_insert(order);
+                        if first == order {
+                            history.sites.push(BlobSite {
+                                blob: entry.id(),
+                                commit: Some(info.clone()),
+                                path,
+                            });
+                        }
+                    }
+                    // A gitlink: a submodule's commit, not in this repository.
+                    Some(ObjectType::Commit) => submodules += 1,
+                    _ => {}
+                }
+            }
+        }
+    }
+    if submodules > 0 {
+        history
+            .notes
+            .push(format!("{submodules} submodule entries skipped (scan each submodule's own repository)"));
+    }
+    Ok(history)
+}
+
+/// Every blob in the object database that the history walk did not list
+/// (dangling or unreachable blobs), as sites without a commit.
+pub fn unreachable_blobs(repo: &Repository, history: &History) -> Result<Vec<BlobSite>, GitError> {
+    let known: HashSet<Oid> = history.sites.iter().map(|s| s.blob).collect();
+    let odb = repo.odb().map_err(git_err("opening the object database"))?;
+    let mut all = Vec::new();
+    odb.foreach(|oid| {
+        all.push(*oid);
+        true
+    })
+    .map_err(git_err("listing objects"))?;
+    let mut out = Vec::new();
+    for oid in all {
+        if known.contains(&oid) {
+            continue;
+        }
+        if let Ok((_, ObjectType::Blob)) = odb.read_header(oid) {
+            out.push(BlobSite {
+                blob: oid,
+                commit: None,
+                path: format!("(unreachable blob {oid})"),
+            });
+        }
+    }
+    Ok(out)
+}
+
+/// A path a commit changed: its new blob and the blob at that path in
+/// each parent (None where the parent lacks it).
+#[derive(Debug, Clone)]
+pub struct Change {
+    pub site: BlobSite,
+    pub parents: Vec<Option<Oid>>,
+}
+
+/// Commits in `range` (`BASE..HEAD`, or a single `REV` meaning `REV..HEAD`)
+/// and the paths each changed, oldest first.
+pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, GitError> {
+    let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
+    walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
+        .map_err(git_err("revwalk"))?;
+    if range.contains("..") {
+        walk.push_range(range).map_err(git_err(format!("range {range}")))?;
+    } else {
+        let base = repo
+            .revparse_single(range)
+            .map_err(git_err(format!("revision {range}")))?;
+        walk.push_head().map_err(git_err("HEAD"))?;
+        walk.hide(base.id()).map_err(git_err(format!("revision {range}")))?;
+    }
+    let mut changes = Vec::new();
+    for (order, oid) in walk.enumerate() {
+        let oid = oid.map_err(git_err(format!("walking {range}")))?;
+        let commit = repo.find_commit(oid).map_err(git_err(format!("reading commit {oid}")))?;
+        let tree = commit.tree().map_err(git_err(format!("reading tree of {oid}")))?;
+        let parent_trees: Vec<git2::Tree<'_>> = commit
+            .parents()
+            .map(|p| p.tree())
+            .collect::<Result<_, _>>()
+            .map_err(git_err(format!("reading parents of {oid}")))?;
+        let first = parent_trees.first();
+        let diff = repo
+            .diff_tree_to_tree(first, Some(&tree), None)
+            .map_err(git_err(format!("diffing {oid}")))?;
+        let info = Arc::new(CommitInfo::from_commit(&commit, order as u32));
+        for delta in diff.deltas() {
+            let new = delta.new_file();
+            if new.id().is_zero() || !matches!(new.mode(), git2::FileMode::Blob | git2::FileMode::BlobExecutable) {
+                continue;
+            }
+            let Some(path) = new.path_bytes() else { continue };
+            let path_str = String::from_utf8_lossy(path).into_owned();
+            let parents: Vec<Option<Oid>> = parent_trees
+                .iter()
+                .map(|t| t.get_path(Path::new(&path_str)).ok().map(|e| e.id()))
+                .collect();
+            // A merge that took this file from one parent adds nothing.
+            if parents.contains(&Some(new.id())) {
+                continue;
+            }
+            changes.push(Change {
+                site: BlobSite {
+                    blob: new.id(),
+                    commit: Some(info.clone()),
+                    path: path_str,
+                },
+                parents,
+            });
+        }
+    }
+    Ok(changes)
+}
+
+/// Every (commit, path) in all of history where one of `wanted` appears.
+/// Trees known to hold none of them are not entered again.
+pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<BlobSite>, GitError> {
+    let mut notes = Vec::new();
+    let commits = all_commits(repo, &mut notes)?;
+    // Per tree: the (relative path, blob) pairs of wanted blobs below it.
+    let mut memo: HashMap<Oid, Arc<Vec<(String, Oid)>>> = HashMap::new();
+    let mut out = Vec::new();
+    for (order, oid) in commits.iter().enumerate() {
+        let commit = repo.find_commit(*oid).map_err(git_err(format!("reading commit {oid}")))?;
+        let hits = wanted_below(repo, commit.tree_id(), wanted, &mut memo)?;
+        if hits.is_empty() {
+            continue;
+        }
+        let info = Arc::new(CommitInfo::from_commit(&commit, order as u32));
+        for (path, blob) in hits.iter() {
+            out.push(BlobSite {
+                blob: *blob,
+                commit: Some(info.clone()),
+                path: path.clone(),
+            });
+        }
+    }
+    Ok(out)
+}
+
+fn wanted_below(
+    repo: &Repository,
+    tree_id: Oid,
+    wanted: &HashSet<Oid>,
+    memo: &mut HashMap<Oid, Arc<Vec<(String, Oid)>>>,
+) -> Result<Arc<Vec<(String, Oid)>>, GitError> {
+    if let Some(hit) = memo.get(&tree_id) {
+        return Ok(hit.clone());
+    }
+    let tree = repo.find_tree(tree_id).map_err(git_err(format!("reading tree {tree_id}")))?;
+    let mut hits = Vec::new();
+    for entry in tree.iter() {
+        let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();
+        match entry.kind() {
+            Some(ObjectType::Tree) => {
+                for (p, b) in wanted_below(repo, entry.id(), wanted, memo)?.iter() {
+                    hits.push((format!("{name}/{p}"), *b));
+                }
+            }
+            Some(ObjectType::Blob) if wanted.contains(&entry.id()) => hits.push((name, entry.id())),
+            _ => {}
+        }
+    }
+    let hits = Arc::new(hits);
+    memo.insert(tree_id, hits.clone());
+    Ok(hits)
+}
