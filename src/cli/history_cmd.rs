@@ -56,7 +56,12 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
         bail!("{}: no such file or directory", args.repo.display());
     }
     let rule_set = load_rules(&args.config, &args.repo)?;
-    let baseline = args.report.baseline.as_deref().map(Baseline::load).transpose()?;
+    let baseline = args
+        .report
+        .baseline
+        .as_deref()
+        .map(Baseline::load)
+        .transpose()?;
     let scanner = Scanner::new(&rule_set)?;
     let output = Output::open(args.report.output.as_deref())?;
     let opts = HistoryOptions {
@@ -69,13 +74,16 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
     let started = Instant::now();
     let stats = ScanStats::default();
     let progress = Progress::start(!args.report.quiet);
-    let on_warning = |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
+    let on_warning =
+        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
     let (done, ticks) = std::sync::mpsc::channel::<()>();
     let scanned = std::thread::scope(|s| {
         if progress.is_visible() {
             let (progress, stats) = (&progress, &stats);
             s.spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) = ticks.recv_timeout(Duration::from_millis(100)) {
+                while let Err(RecvTimeoutError::Timeout) =
+                    ticks.recv_timeout(Duration::from_millis(100))
+                {
                     progress.update(stats);
                 }
             });
@@ -91,5 +99,13 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
             eprintln!("note: {note}");
         }
     }
-    finish_scan(scanned.result, baseline.as_ref(), &rule_set, &args.report, output, &stats, started)
+    finish_scan(
+        scanned.result,
+        baseline.as_ref(),
+        &rule_set,
+        &args.report,
+        output,
+        &stats,
+        started,
+    )
 }

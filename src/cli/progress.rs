@@ -36,7 +36,11 @@ impl Progress {
     pub fn update(&self, stats: &ScanStats) {
         if let Some(bar) = &self.bar {
             let commits = stats.commits.load(Relaxed);
-            let commits = if commits > 0 { format!("{commits} commits, ") } else { String::new() };
+            let commits = if commits > 0 {
+                format!("{commits} commits, ")
+            } else {
+                String::new()
+            };
             bar.set_message(format!(
                 "{commits}{} files, {}, {} findings",
                 stats.files.load(Relaxed),

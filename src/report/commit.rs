@@ -42,6 +42,9 @@ mod tests {
             order: 0,
         };
         assert_eq!(author_date(&c), "2023-11-15T00:13:20+02:00");
-        assert_eq!(one_line(&c), "commit 0123456789ab by A <a@example.invalid> on 2023-11-15T00:13:20+02:00: add config");
+        assert_eq!(
+            one_line(&c),
+            "commit 0123456789ab by A <a@example.invalid> on 2023-11-15T00:13:20+02:00: add config"
+        );
     }
 }

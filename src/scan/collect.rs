@@ -46,7 +46,9 @@ impl Sink for Collector<'_> {
         }
         let path = unit.origin.display_path();
         let (commit, blob) = match unit.origin {
-            crate::sources::Origin::Blob { commit, blob, .. } => (commit.clone(), Some(blob.clone())),
+            crate::sources::Origin::Blob { commit, blob, .. } => {
+                (commit.clone(), Some(blob.clone()))
+            }
             _ => (None, None),
         };
         let mut found = Vec::new();

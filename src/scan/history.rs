@@ -63,10 +63,13 @@ impl Scanner {
                 notes.extend(history.notes.iter().cloned());
                 let mut sites = history.sites;
                 if opts.all_objects {
-                    let extra = git::unreachable_blobs(&repo, &git::History {
-                        sites: sites.clone(),
-                        ..Default::default()
-                    })?;
+                    let extra = git::unreachable_blobs(
+                        &repo,
+                        &git::History {
+                            sites: sites.clone(),
+                            ..Default::default()
+                        },
+                    )?;
                     sites.extend(extra);
                 }
                 let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
@@ -75,13 +78,16 @@ impl Scanner {
                 if opts.all_occurrences {
                     findings = self.expand_occurrences(&repo, findings)?;
                 } else {
-                    findings = earliest_per_path(findings);
+                    findings = drop_moved(&repo, earliest_per_path(findings));
                 }
                 findings
             }
             Some(range) => {
                 let changes = git::enumerate_range(&repo, range)?;
-                let commits: HashSet<_> = changes.iter().filter_map(|c| c.site.commit.as_ref().map(|c| c.order)).collect();
+                let commits: HashSet<_> = changes
+                    .iter()
+                    .filter_map(|c| c.site.commit.as_ref().map(|c| c.order))
+                    .collect();
                 stats.commits.store(commits.len() as u64, Relaxed);
                 let mut sites: Vec<BlobSite> = changes.iter().map(|c| c.site.clone()).collect();
                 for c in &changes {
@@ -97,7 +103,9 @@ impl Scanner {
                 suppressed = found.suppressed;
                 let mut findings = Vec::new();
                 for change in &changes {
-                    let Some(new) = found.findings_of(change.site.blob) else { continue };
+                    let Some(new) = found.findings_of(change.site.blob) else {
+                        continue;
+                    };
                     let old: HashSet<(&str, &[u8])> = change
                         .parents
                         .iter()
@@ -155,7 +163,10 @@ impl Scanner {
         let scanned = finish(collector);
         let mut by_blob: HashMap<String, Vec<Finding>> = HashMap::new();
         for f in scanned.findings {
-            by_blob.entry(f.blob.clone().unwrap_or_default()).or_default().push(f);
+            by_blob
+                .entry(f.blob.clone().unwrap_or_default())
+                .or_default()
+                .push(f);
         }
         BlobFindings {
             by_blob,
@@ -189,7 +200,11 @@ impl Scanner {
 
     /// Every commit and path carrying each matched blob, from a full walk
     /// that skips trees known to hold none of them.
-    fn expand_occurrences(&self, repo: &Repository, findings: Vec<Finding>) -> Result<Vec<Finding>, GitError> {
+    fn expand_occurrences(
+        &self,
+        repo: &Repository,
+        findings: Vec<Finding>,
+    ) -> Result<Vec<Finding>, GitError> {
         let wanted: HashSet<Oid> = findings
             .iter()
             .filter_map(|f| f.blob.as_deref().and_then(|b| Oid::from_str(b).ok()))
@@ -201,7 +216,11 @@ impl Scanner {
             }
         }
         let sites = git::all_sites_of(repo, &wanted)?;
-        let mut out: Vec<Finding> = findings.iter().filter(|f| f.commit.is_none()).cloned().collect();
+        let mut out: Vec<Finding> = findings
+            .iter()
+            .filter(|f| f.commit.is_none())
+            .cloned()
+            .collect();
         for site in &sites {
             for f in by_blob.get(&site.blob).into_iter().flatten() {
                 out.extend(self.place(f, site));
@@ -237,7 +256,11 @@ impl BlobFindings {
 fn earliest_per_path(findings: Vec<Finding>) -> Vec<Finding> {
     let mut best: HashMap<Key, Finding> = HashMap::new();
     for f in findings {
-        let key = (f.rule_id.clone(), f.secret.expose().to_vec(), f.path.clone());
+        let key = (
+            f.rule_id.clone(),
+            f.secret.expose().to_vec(),
+            f.path.clone(),
+        );
         let order = |f: &Finding| f.commit.as_ref().map_or(u32::MAX, |c| c.order);
         match best.get(&key) {
             Some(b) if (order(b), b.line, b.column) <= (order(&f), f.line, f.column) => {}
@@ -249,11 +272,60 @@ fn earliest_per_path(findings: Vec<Finding>) -> Vec<Finding> {
     best.into_values().collect()
 }
 
-fn scan_blob(repo: &Repository, site: &BlobSite, max_size: u64, sink: &Collector<'_>, worker: &mut <Collector<'_> as Sink>::Worker) {
+/// Drops a secret's finding at a new path when the path it was first
+/// found at no longer exists in that commit: the file was renamed or moved
+/// (and perhaps edited), which is not a new leak.
+fn drop_moved(repo: &Repository, findings: Vec<Finding>) -> Vec<Finding> {
+    let order = |f: &Finding| f.commit.as_ref().map_or(u32::MAX, |c| c.order);
+    let mut groups: HashMap<(String, Vec<u8>), Vec<Finding>> = HashMap::new();
+    for f in findings {
+        groups
+            .entry((f.rule_id.clone(), f.secret.expose().to_vec()))
+            .or_default()
+            .push(f);
+    }
+    let mut out = Vec::new();
+    for (_, mut group) in groups {
+        group.sort_by_key(|f| order(f));
+        let mut kept: Vec<Finding> = Vec::new();
+        for f in group {
+            let moved = f.commit.as_ref().is_some_and(|c| {
+                kept.iter().any(|earlier| {
+                    earlier.commit.is_some() && !path_exists_at(repo, &c.id, &earlier.path)
+                })
+            });
+            if !moved {
+                kept.push(f);
+            }
+        }
+        out.extend(kept);
+    }
+    out
+}
+
+fn path_exists_at(repo: &Repository, commit: &str, path: &str) -> bool {
+    Oid::from_str(commit)
+        .and_then(|oid| repo.find_commit(oid))
+        .and_then(|c| c.tree())
+        .is_ok_and(|t| t.get_path(Path::new(path)).is_ok())
+}
+
+fn scan_blob(
+    repo: &Repository,
+    site: &BlobSite,
+    max_size: u64,
+    sink: &Collector<'_>,
+    worker: &mut <Collector<'_> as Sink>::Worker,
+) {
     let blob = match repo.find_blob(site.blob) {
         Ok(b) => b,
         Err(e) => {
-            sink.warning(SourceWarning::Walk(format!("blob {} ({}): cannot read: {}", site.blob, site.path, e.message())));
+            sink.warning(SourceWarning::Walk(format!(
+                "blob {} ({}): cannot read: {}",
+                site.blob,
+                site.path,
+                e.message()
+            )));
             return;
         }
     };
@@ -283,4 +355,3 @@ fn scan_blob(repo: &Repository, site: &BlobSite, max_size: u64, sink: &Collector
     );
     sink.input_done(worker, data.len() as u64);
 }
-

@@ -80,11 +80,14 @@ pub struct History {
 
 /// Opens a repository (bare or not) at or above `path`.
 pub fn open(path: &Path) -> Result<Repository, GitError> {
-    Repository::open_ext(path, git2::RepositoryOpenFlags::empty(), std::iter::empty::<&str>()).map_err(|e| {
-        GitError::Open {
-            path: path.display().to_string(),
-            message: e.message().to_string(),
-        }
+    Repository::open_ext(
+        path,
+        git2::RepositoryOpenFlags::empty(),
+        std::iter::empty::<&str>(),
+    )
+    .map_err(|e| GitError::Open {
+        path: path.display().to_string(),
+        message: e.message().to_string(),
     })
 }
 
@@ -100,7 +103,8 @@ fn all_commits(repo: &Repository, notes: &mut Vec<String>) -> Result<Vec<Oid>, G
         let name = String::from_utf8_lossy(r.name_bytes()).into_owned();
         match r.peel_to_commit() {
             Ok(c) => {
-                walk.push(c.id()).map_err(git_err(format!("walking {name}")))?;
+                walk.push(c.id())
+                    .map_err(git_err(format!("walking {name}")))?;
                 pushed = true;
             }
             Err(_) => notes.push(format!("{name}: does not point to a commit; skipped")),
@@ -128,7 +132,9 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
     let mut submodules = 0usize;
     for (order, oid) in commits.iter().enumerate() {
         let order = order as u32;
-        let commit = repo.find_commit(*oid).map_err(git_err(format!("reading commit {oid}")))?;
+        let commit = repo
+            .find_commit(*oid)
+            .map_err(git_err(format!("reading commit {oid}")))?;
         let tree_id = commit.tree_id();
         if !seen_trees.insert(tree_id) {
             continue;
@@ -136,7 +142,9 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
         let info = Arc::new(CommitInfo::from_commit(&commit, order));
         let mut stack = vec![(tree_id, String::new())];
         while let Some((tree_id, prefix)) = stack.pop() {
-            let tree = repo.find_tree(tree_id).map_err(git_err(format!("reading tree {tree_id}")))?;
+            let tree = repo
+                .find_tree(tree_id)
+                .map_err(git_err(format!("reading tree {tree_id}")))?;
             for entry in tree.iter() {
                 let name = String::from_utf8_lossy(entry.name_bytes());
                 let path = if prefix.is_empty() {
@@ -168,9 +176,9 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
         }
     }
     if submodules > 0 {
-        history
-            .notes
-            .push(format!("{submodules} submodule entries skipped (scan each submodule's own repository)"));
+        history.notes.push(format!(
+            "{submodules} submodule entries skipped (scan each submodule's own repository)"
+        ));
     }
     Ok(history)
 }
@@ -217,19 +225,25 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, Gi
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(git_err("revwalk"))?;
     if range.contains("..") {
-        walk.push_range(range).map_err(git_err(format!("range {range}")))?;
+        walk.push_range(range)
+            .map_err(git_err(format!("range {range}")))?;
     } else {
         let base = repo
             .revparse_single(range)
             .map_err(git_err(format!("revision {range}")))?;
         walk.push_head().map_err(git_err("HEAD"))?;
-        walk.hide(base.id()).map_err(git_err(format!("revision {range}")))?;
+        walk.hide(base.id())
+            .map_err(git_err(format!("revision {range}")))?;
     }
     let mut changes = Vec::new();
     for (order, oid) in walk.enumerate() {
         let oid = oid.map_err(git_err(format!("walking {range}")))?;
-        let commit = repo.find_commit(oid).map_err(git_err(format!("reading commit {oid}")))?;
-        let tree = commit.tree().map_err(git_err(format!("reading tree of {oid}")))?;
+        let commit = repo
+            .find_commit(oid)
+            .map_err(git_err(format!("reading commit {oid}")))?;
+        let tree = commit
+            .tree()
+            .map_err(git_err(format!("reading tree of {oid}")))?;
         let parent_trees: Vec<git2::Tree<'_>> = commit
             .parents()
             .map(|p| p.tree())
@@ -242,10 +256,17 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, Gi
         let info = Arc::new(CommitInfo::from_commit(&commit, order as u32));
         for delta in diff.deltas() {
             let new = delta.new_file();
-            if new.id().is_zero() || !matches!(new.mode(), git2::FileMode::Blob | git2::FileMode::BlobExecutable) {
+            if new.id().is_zero()
+                || !matches!(
+                    new.mode(),
+                    git2::FileMode::Blob | git2::FileMode::BlobExecutable
+                )
+            {
                 continue;
             }
-            let Some(path) = new.path_bytes() else { continue };
+            let Some(path) = new.path_bytes() else {
+                continue;
+            };
             let path_str = String::from_utf8_lossy(path).into_owned();
             let parents: Vec<Option<Oid>> = parent_trees
                 .iter()
@@ -277,7 +298,9 @@ pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<Blob
     let mut memo: HashMap<Oid, Arc<Vec<(String, Oid)>>> = HashMap::new();
     let mut out = Vec::new();
     for (order, oid) in commits.iter().enumerate() {
-        let commit = repo.find_commit(*oid).map_err(git_err(format!("reading commit {oid}")))?;
+        let commit = repo
+            .find_commit(*oid)
+            .map_err(git_err(format!("reading commit {oid}")))?;
         let hits = wanted_below(repo, commit.tree_id(), wanted, &mut memo)?;
         if hits.is_empty() {
             continue;
@@ -303,7 +326,9 @@ fn wanted_below(
     if let Some(hit) = memo.get(&tree_id) {
         return Ok(hit.clone());
     }
-    let tree = repo.find_tree(tree_id).map_err(git_err(format!("reading tree {tree_id}")))?;
+    let tree = repo
+        .find_tree(tree_id)
+        .map_err(git_err(format!("reading tree {tree_id}")))?;
     let mut hits = Vec::new();
     for entry in tree.iter() {
         let name = String::from_utf8_lossy(entry.name_bytes()).into_owned();

@@ -104,3 +104,97 @@ pub fn places(findings: &[Value]) -> Vec<(String, u64, u64)> {
     v.sort();
     v
 }
+
+/// A git repository in a temp dir, driven with the git CLI under a fixed
+/// identity.
+pub struct GitRepo {
+    pub dir: tempfile::TempDir,
+}
+
+impl GitRepo {
+    pub fn new() -> Self {
+        let repo = GitRepo {
+            dir: tempfile::tempdir().unwrap(),
+        };
+        repo.git(&["init", "-q", "-b", "main"]);
+        repo
+    }
+
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Runs git in the repository and returns its trimmed stdout.
+    pub fn git(&self, args: &[&str]) -> String {
+        let out = std::process::Command::new("git")
+            .current_dir(self.dir.path())
+            .args(args)
+            .env("GIT_AUTHOR_NAME", "Ada Author")
+            .env("GIT_AUTHOR_EMAIL", "ada@example.invalid")
+            .env("GIT_AUTHOR_DATE", "2024-03-01T12:00:00+01:00")
+            .env("GIT_COMMITTER_NAME", "Ada Author")
+            .env("GIT_COMMITTER_EMAIL", "ada@example.invalid")
+            .env("GIT_COMMITTER_DATE", "2024-03-01T12:00:00+01:00")
+            .env("GIT_CONFIG_NOSYSTEM", "1")
+            .env("HOME", self.dir.path())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "git {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    /// Writes (Some) or deletes (None) files, stages everything and commits.
+    /// Returns the new commit id.
+    pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
+        for (path, content) in files {
+            let p = self.dir.path().join(path);
+            match content {
+                Some(c) => {
+                    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+                    std::fs::write(&p, c).unwrap();
+                }
+                None => std::fs::remove_file(&p).unwrap(),
+            }
+        }
+        self.git(&["add", "-A"]);
+        self.git(&["commit", "-q", "--allow-empty", "-m", message]);
+        self.git(&["rev-parse", "HEAD"])
+    }
+}
+
+/// Runs `keywarden history` with `args` on `repo` and parses the JSON.
+pub fn history_json(repo: &Path, args: &[&str]) -> (Vec<Value>, i32, String) {
+    let out = keywarden()
+        .args(["history", "--format", "json", "-q", "--show-secrets"])
+        .args(args)
+        .arg(repo)
+        .output()
+        .unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stderr)));
+    (
+        findings,
+        out.status.code().unwrap(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// `(secret, path, commit id)` of each finding, sorted.
+pub fn attributions(findings: &[Value]) -> Vec<(String, String, String)> {
+    let mut v: Vec<_> = findings
+        .iter()
+        .map(|f| {
+            (
+                f["secret"].as_str().unwrap().to_string(),
+                f["path"].as_str().unwrap().to_string(),
+                f["commit"]["id"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    v.sort();
+    v
+}

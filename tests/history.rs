@@ -1,0 +1,266 @@
+//! `keywarden history` on real repositories built in temp dirs.
+
+mod common;
+use common::*;
+
+fn env_file(k: &str) -> String {
+    format!("DEBUG=1\nOPENROUTER_API_KEY={k}\n")
+}
+
+#[test]
+fn key_added_then_deleted_is_attributed_to_the_commit_that_added_it() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    repo.commit(&[("README.md", Some("hello\n"))], "init");
+    let added = repo.commit(&[(".env", Some(&env_file(&k)))], "add config\n\nlong body");
+    repo.commit(&[(".env", Some("DEBUG=1\n"))], "remove key");
+    let (f, code, _) = history_json(repo.path(), &[]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        attributions(&f),
+        [(k.clone(), ".env".into(), added.clone())]
+    );
+    let c = &f[0]["commit"];
+    assert_eq!(c["author"], "Ada Author");
+    assert_eq!(c["email"], "ada@example.invalid");
+    assert_eq!(c["date"], "2024-03-01T12:00:00+01:00");
+    assert_eq!(c["message"], "add config");
+    assert_eq!(f[0]["line"], 2);
+    assert_eq!(f[0]["column"], 20);
+}
+
+#[test]
+fn keys_only_on_a_side_branch_or_only_in_a_tag_are_found() {
+    let repo = GitRepo::new();
+    let (a, b) = (gen_key(), gen_key());
+    repo.commit(&[("a.txt", Some("x"))], "init");
+    repo.git(&["checkout", "-q", "-b", "feature"]);
+    let on_branch = repo.commit(&[("branch.env", Some(&env_file(&a)))], "branch work");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.git(&["checkout", "-q", "--detach"]);
+    let tagged = repo.commit(&[("tag.env", Some(&env_file(&b)))], "tagged only");
+    repo.git(&["tag", "-a", "v1", "-m", "release"]);
+    repo.git(&["checkout", "-q", "main"]);
+    let (f, _, _) = history_json(repo.path(), &[]);
+    assert_eq!(attributions(&f), {
+        let mut v = vec![
+            (a, "branch.env".to_string(), on_branch),
+            (b, "tag.env".to_string(), tagged),
+        ];
+        v.sort();
+        v
+    });
+}
+
+#[test]
+fn key_introduced_by_a_merge_resolution_is_attributed_to_the_merge() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    repo.commit(&[("a.txt", Some("a"))], "init");
+    repo.git(&["checkout", "-q", "-b", "side"]);
+    repo.commit(&[("side.txt", Some("side"))], "side change");
+    repo.git(&["checkout", "-q", "main"]);
+    repo.commit(&[("main.txt", Some("main"))], "main change");
+    repo.git(&["merge", "-q", "--no-ff", "--no-commit", "side"]);
+    std::fs::write(repo.path().join("merged.yaml"), env_file(&k)).unwrap();
+    let merge = repo.commit(&[], "merge side");
+    assert_eq!(
+        repo.git(&["rev-list", "--parents", "-n1", "HEAD"])
+            .split(' ')
+            .count(),
+        3
+    );
+    let (f, _, _) = history_json(repo.path(), &[]);
+    assert_eq!(attributions(&f), [(k, "merged.yaml".into(), merge)]);
+}
+
+#[test]
+fn renamed_file_is_not_a_new_finding_even_when_edited_after() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    let added = repo.commit(&[("old.env", Some(&env_file(&k)))], "add");
+    repo.git(&["mv", "old.env", "new.env"]);
+    repo.commit(&[], "rename");
+    repo.commit(
+        &[("new.env", Some(&format!("{}# edited\n", env_file(&k))))],
+        "edit",
+    );
+    let (f, _, _) = history_json(repo.path(), &[]);
+    assert_eq!(
+        attributions(&f),
+        [(k.clone(), "old.env".into(), added.clone())]
+    );
+    // --all-occurrences lists every commit and path that carries it.
+    let (f, _, _) = history_json(repo.path(), &["--all-occurrences"]);
+    let places: Vec<_> = attributions(&f).into_iter().map(|a| a.1).collect();
+    assert_eq!(f.len(), 3, "{places:?}");
+    assert!(places.contains(&"old.env".to_string()) && places.contains(&"new.env".to_string()));
+}
+
+#[test]
+fn same_key_in_several_files_is_one_finding_per_path_at_its_earliest_commit() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    let first = repo.commit(&[("a.py", Some(&format!("K = '{k}'\n")))], "a");
+    repo.commit(&[("a.py", Some(&format!("# v2\nK = '{k}'\n")))], "edit a");
+    let second = repo.commit(&[("b.yaml", Some(&format!("key: {k}\n")))], "b");
+    let (f, _, _) = history_json(repo.path(), &[]);
+    let mut want = vec![
+        (k.clone(), "a.py".to_string(), first),
+        (k, "b.yaml".to_string(), second),
+    ];
+    want.sort();
+    assert_eq!(attributions(&f), want);
+}
+
+#[test]
+fn shallow_and_bare_clones_scan_what_is_there() {
+    let repo = GitRepo::new();
+    let (old, new) = (gen_key(), gen_key());
+    repo.commit(&[("old.env", Some(&env_file(&old)))], "old");
+    let head = repo.commit(&[("new.env", Some(&env_file(&new)))], "new");
+    let url = format!("file://{}", repo.path().display());
+    let shallow = tempfile::tempdir().unwrap();
+    repo.git(&[
+        "clone",
+        "-q",
+        "--depth",
+        "1",
+        &url,
+        shallow.path().join("s").to_str().unwrap(),
+    ]);
+    let (f, code, err) = history_json(&shallow.path().join("s"), &[]);
+    assert_eq!(code, 1, "{err}");
+    // The shallow commit holds both files; both keys are found there.
+    assert_eq!(f.len(), 2);
+    assert!(f.iter().all(|x| x["commit"]["id"] == head.as_str()));
+    let bare = shallow.path().join("b.git");
+    repo.git(&["clone", "-q", "--bare", &url, bare.to_str().unwrap()]);
+    let (f, _, _) = history_json(&bare, &[]);
+    assert_eq!(f.len(), 2);
+}
+
+#[test]
+fn empty_repository_is_clean_not_an_error() {
+    let repo = GitRepo::new();
+    let (f, code, err) = history_json(repo.path(), &[]);
+    assert!(f.is_empty());
+    assert_eq!(code, 0, "{err}");
+}
+
+#[test]
+fn submodules_are_skipped_with_a_note() {
+    let sub = GitRepo::new();
+    sub.commit(&[("s.txt", Some("sub"))], "sub");
+    let repo = GitRepo::new();
+    repo.commit(&[("a.txt", Some("a"))], "init");
+    let url = format!("file://{}", sub.path().display());
+    repo.git(&[
+        "-c",
+        "protocol.file.allow=always",
+        "submodule",
+        "add",
+        "-q",
+        &url,
+        "vendor/sub",
+    ]);
+    repo.commit(&[], "add submodule");
+    let out = keywarden()
+        .args(["history"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("note: 1 submodule entries skipped"));
+}
+
+#[test]
+fn all_objects_also_finds_blobs_no_ref_reaches() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    repo.commit(&[("a.txt", Some("a"))], "init");
+    let blob_file = repo.path().join("loose.txt");
+    std::fs::write(&blob_file, env_file(&k)).unwrap();
+    let blob = repo.git(&["hash-object", "-w", "loose.txt"]);
+    std::fs::remove_file(&blob_file).unwrap();
+    let (f, _, _) = history_json(repo.path(), &[]);
+    assert!(f.is_empty());
+    let (f, code, _) = history_json(repo.path(), &["--all-objects"]);
+    assert_eq!(code, 1);
+    assert_eq!(f.len(), 1);
+    assert_eq!(f[0]["secret"], k.as_str());
+    assert_eq!(f[0]["blob"], blob.as_str());
+    assert!(f[0]["commit"].is_null());
+}
+
+#[test]
+fn range_reports_only_secrets_the_range_added() {
+    let repo = GitRepo::new();
+    let (old, new) = (gen_key(), gen_key());
+    let base = repo.commit(&[("app.env", Some(&env_file(&old)))], "base with old key");
+    // Editing the file keeps the old key: not new in the range.
+    repo.commit(
+        &[("app.env", Some(&format!("{}X=1\n", env_file(&old))))],
+        "edit",
+    );
+    let added = repo.commit(&[("other.env", Some(&env_file(&new)))], "add new key");
+    let (f, code, _) = history_json(repo.path(), &["--range", &format!("{base}..HEAD")]);
+    assert_eq!(code, 1);
+    assert_eq!(
+        attributions(&f),
+        [(new.clone(), "other.env".into(), added.clone())]
+    );
+    let (f, _, _) = history_json(repo.path(), &["--since", &base]);
+    assert_eq!(attributions(&f), [(new, "other.env".into(), added)]);
+    let (f, code, _) = history_json(repo.path(), &["--range", "HEAD..HEAD"]);
+    assert!(f.is_empty());
+    assert_eq!(code, 0);
+}
+
+#[test]
+fn range_errors_name_the_bad_revision() {
+    let repo = GitRepo::new();
+    repo.commit(&[("a.txt", Some("a"))], "init");
+    let out = keywarden()
+        .args(["history", "--since", "nope"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("revision nope"));
+    let out = keywarden()
+        .args(["history", "/no/such/repo"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    let dir = tempfile::tempdir().unwrap();
+    let out = keywarden()
+        .args(["history"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("not a git repository"));
+}
+
+#[test]
+fn history_reports_redact_secrets_and_show_the_commit() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    let id = repo.commit(&[("a.env", Some(&env_file(&k)))], "leak");
+    let out = keywarden()
+        .env("NO_COLOR", "1")
+        .args(["history", "-q"])
+        .arg(repo.path())
+        .output()
+        .unwrap();
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(!text.contains(&k[9..]));
+    assert!(
+        text.contains(&format!(
+            "commit {} by Ada Author <ada@example.invalid> on 2024-03-01T12:00:00+01:00: leak",
+            &id[..12]
+        )),
+        "{text}"
+    );
+}
