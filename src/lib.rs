@@ -3,6 +3,7 @@
 //! The scanner half: `rules → matcher → scan ← sources`, `scan → report`.
 //! See `design.md` for the responder half.
 
+pub mod hook;
 pub mod matcher;
 pub mod report;
 pub mod rules;

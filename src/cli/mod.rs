@@ -1,6 +1,7 @@
 //! The command line: parses flags, wires rules, sources, scan and reports
 //! together, and is the only place that prints or chooses an exit code.
 
+mod git_cmd;
 mod history_cmd;
 mod output;
 mod progress;
@@ -32,6 +33,12 @@ enum Command {
     Scan(scan_cmd::ScanArgs),
     /// Scan git history: every commit reachable from any ref, or a range.
     History(history_cmd::HistoryArgs),
+    /// Scan what `git commit` would record (the index against HEAD): only
+    /// secrets on added lines. For pre-commit hooks.
+    Staged(git_cmd::StagedArgs),
+    /// Install or remove keywarden's git pre-commit hook.
+    #[command(subcommand)]
+    Hook(git_cmd::HookCommand),
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
@@ -59,6 +66,8 @@ pub fn run() -> ExitCode {
     let result = match cli.command {
         Command::Scan(args) => scan_cmd::run(args),
         Command::History(args) => history_cmd::run(args),
+        Command::Staged(args) => git_cmd::run_staged(args),
+        Command::Hook(cmd) => git_cmd::run_hook(cmd),
         Command::Rules(cmd) => rules_cmd::run(cmd),
     };
     match result {

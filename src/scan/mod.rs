@@ -9,6 +9,7 @@ mod baseline;
 mod collect;
 mod finding;
 mod history;
+mod staged;
 
 pub use history::HistoryOptions;
 

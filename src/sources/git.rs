@@ -346,3 +346,70 @@ fn wanted_below(
     memo.insert(tree_id, hits.clone());
     Ok(hits)
 }
+
+/// A file `git commit` would record: its blob in the index and the lines
+/// it adds relative to HEAD (None for a binary file: no line diff).
+#[derive(Debug, Clone)]
+pub struct StagedFile {
+    pub path: String,
+    pub blob: Oid,
+    pub old_blob: Option<Oid>,
+    pub added_lines: Option<HashSet<u64>>,
+}
+
+/// The index against HEAD (or against nothing before the first commit),
+/// with renames paired so a renamed file's unchanged lines are not "added".
+pub fn staged_files(repo: &Repository) -> Result<Vec<StagedFile>, GitError> {
+    let head_tree = match repo.head() {
+        Ok(h) => Some(h.peel_to_tree().map_err(git_err("reading HEAD's tree"))?),
+        Err(_) => None, // unborn branch: everything staged is new
+    };
+    let index = repo.index().map_err(git_err("reading the index"))?;
+    let mut opts = git2::DiffOptions::new();
+    opts.context_lines(0);
+    let mut diff = repo
+        .diff_tree_to_index(head_tree.as_ref(), Some(&index), Some(&mut opts))
+        .map_err(git_err("diffing the index against HEAD"))?;
+    diff.find_similar(Some(git2::DiffFindOptions::new().renames(true)))
+        .map_err(git_err("pairing renames"))?;
+    let mut out = Vec::new();
+    for (i, delta) in diff.deltas().enumerate() {
+        let new = delta.new_file();
+        if new.id().is_zero()
+            || !matches!(
+                new.mode(),
+                git2::FileMode::Blob | git2::FileMode::BlobExecutable
+            )
+        {
+            continue; // deleted files, submodules, symlinks
+        }
+        let Some(path) = new.path_bytes() else {
+            continue;
+        };
+        let old = delta.old_file();
+        let patch = git2::Patch::from_diff(&diff, i).map_err(git_err("reading the staged diff"))?;
+        let added_lines = match patch {
+            Some(p) if !new.is_binary() && !old.is_binary() && !p.delta().flags().is_binary() => {
+                let mut lines = HashSet::new();
+                for h in 0..p.num_hunks() {
+                    let n = p.num_lines_in_hunk(h).map_err(git_err("reading a hunk"))?;
+                    for l in 0..n {
+                        let line = p.line_in_hunk(h, l).map_err(git_err("reading a hunk"))?;
+                        if line.origin() == '+' {
+                            lines.extend(line.new_lineno().map(u64::from));
+                        }
+                    }
+                }
+                Some(lines)
+            }
+            _ => None,
+        };
+        out.push(StagedFile {
+            path: String::from_utf8_lossy(path).into_owned(),
+            blob: new.id(),
+            old_blob: Some(old.id()).filter(|o| !o.is_zero()),
+            added_lines,
+        });
+    }
+    Ok(out)
+}

@@ -1,0 +1,101 @@
+//! `keywarden staged` and `keywarden hook install|uninstall`.
+
+use super::ConfigArgs;
+use super::output::Output;
+use super::scan_cmd::{ReportArgs, finish_scan, load_rules};
+use clap::{Args, Subcommand};
+use keywarden::hook;
+use keywarden::scan::{Baseline, ScanStats, Scanner};
+use keywarden::sources::git;
+use std::path::PathBuf;
+use std::time::Instant;
+
+#[derive(Args, Debug)]
+pub struct StagedArgs {
+    /// Repository; default the current directory.
+    #[arg(value_name = "REPO", default_value = ".")]
+    pub repo: PathBuf,
+    #[command(flatten)]
+    pub config: ConfigArgs,
+    #[command(flatten)]
+    pub report: ReportArgs,
+}
+
+#[derive(Subcommand)]
+pub enum HookCommand {
+    /// Write .git/hooks/pre-commit (honours core.hooksPath) to run
+    /// `keywarden staged`.
+    Install {
+        #[arg(value_name = "REPO", default_value = ".")]
+        repo: PathBuf,
+        /// Replace a pre-commit hook keywarden did not write.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Remove the pre-commit hook if keywarden wrote it.
+    Uninstall {
+        #[arg(value_name = "REPO", default_value = ".")]
+        repo: PathBuf,
+    },
+}
+
+pub fn run_staged(args: StagedArgs) -> anyhow::Result<u8> {
+    let repo = git::open(&args.repo)?;
+    let root = repo
+        .workdir()
+        .map(PathBuf::from)
+        .unwrap_or_else(|| args.repo.clone());
+    let rule_set = load_rules(&args.config, &root)?;
+    let baseline = args
+        .report
+        .baseline
+        .as_deref()
+        .map(Baseline::load)
+        .transpose()?;
+    let scanner = Scanner::new(&rule_set)?;
+    let output = Output::open(args.report.output.as_deref())?;
+    let started = Instant::now();
+    let stats = ScanStats::default();
+    let on_warning = |w: keywarden::sources::SourceWarning| eprintln!("warning: {w}");
+    let mut result = scanner.scan_staged(&args.repo, &stats, &on_warning)?;
+    if let Some(b) = &baseline {
+        result.apply_baseline(b);
+    }
+    let paths: Vec<(String, u64)> = result
+        .findings
+        .iter()
+        .map(|f| (f.path.clone(), f.line))
+        .collect();
+    let mut report = args.report.clone();
+    report.quiet = true;
+    let code = finish_scan(result, None, &rule_set, &report, output, &stats, started)?;
+    if !paths.is_empty() {
+        eprintln!(
+            "keywarden: this commit would add {} secret(s):",
+            paths.len()
+        );
+        for (path, line) in &paths {
+            eprintln!("  {path}:{line}");
+        }
+        eprintln!(
+            "Remove each from the file, then re-stage it (`git add FILE`), or unstage the file with \
+             `git restore --staged FILE`.\nA false positive: add `keywarden:allow` in a comment on its line."
+        );
+    }
+    Ok(code)
+}
+
+pub fn run_hook(cmd: HookCommand) -> anyhow::Result<u8> {
+    match cmd {
+        HookCommand::Install { repo, force } => {
+            let exe = std::env::current_exe()?;
+            let path = hook::install(&repo, &exe, force)?;
+            println!("installed {}", path.display());
+        }
+        HookCommand::Uninstall { repo } => match hook::uninstall(&repo)? {
+            Some(path) => println!("removed {}", path.display()),
+            None => println!("no pre-commit hook installed"),
+        },
+    }
+    Ok(0)
+}
