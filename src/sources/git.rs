@@ -153,10 +153,9 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
                     format!("{prefix}/{name}")
                 };
                 match entry.kind() {
-                    Some(ObjectType::Tree) => {
-                        if seen_trees.insert(entry.id()) {
-                            stack.push((entry.id(), path));
-                        }
+                    // A tree already walked holds only blobs already listed.
+                    Some(ObjectType::Tree) if seen_trees.insert(entry.id()) => {
+                        stack.push((entry.id(), path));
                     }
                     Some(ObjectType::Blob) => {
                         let first = *first_commit_of_blob.entry(entry.id()).or_insert(order);
