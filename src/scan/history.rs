@@ -153,10 +153,16 @@ impl Scanner {
             .expect("a thread pool with default settings builds");
         pool.install(|| {
             distinct.par_iter().for_each_init(
-                || (Repository::open(git_dir).ok(), collector.new_worker()),
-                |(repo, worker), site| {
-                    let Some(repo) = repo else { return };
-                    scan_blob(repo, site, opts.max_file_size, &collector, worker);
+                || (Repository::open(git_dir), collector.new_worker()),
+                |(repo, worker), site| match repo {
+                    Ok(repo) => scan_blob(repo, site, opts.max_file_size, &collector, worker),
+                    // Never skip a blob silently.
+                    Err(e) => collector.warning(SourceWarning::Walk(format!(
+                        "blob {} ({}): not scanned: cannot open the repository: {}",
+                        site.blob,
+                        site.path,
+                        e.message()
+                    ))),
                 },
             );
         });
