@@ -77,9 +77,27 @@ pub struct ReportArgs {
     #[arg(long, value_name = "N", default_value_t = 1)]
     pub exit_code: u8,
 
+    /// Also write the report in FORMAT to FILE, from the same scan
+    /// (repeatable), e.g. `--report sarif=keywarden.sarif`.
+    #[arg(long = "report", value_name = "FORMAT=FILE", value_parser = parse_extra_report)]
+    pub reports: Vec<(Format, PathBuf)>,
+
     /// No progress line and no summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+}
+
+fn parse_extra_report(s: &str) -> Result<(Format, PathBuf), String> {
+    let (format, file) = s
+        .split_once('=')
+        .ok_or_else(|| format!("expected FORMAT=FILE, got '{s}'"))?;
+    if file.is_empty() {
+        return Err(format!("no file in '{s}'"));
+    }
+    let format = format
+        .parse::<Format>()
+        .map_err(|e| format!("{e} (expected one of: {})", Format::NAMES.join(", ")))?;
+    Ok((format, PathBuf::from(file)))
 }
 
 pub fn parse_size(s: &str) -> Result<u64, String> {
@@ -222,6 +240,12 @@ pub fn finish_scan(
     report::write_report(output.writer(), args.format, &result.findings, &ctx)
         .context("cannot write the report")?;
     output.finish()?;
+    for (format, path) in &args.reports {
+        let mut out = Output::open(Some(path))?;
+        report::write_report(out.writer(), *format, &result.findings, &ctx)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        out.finish()?;
+    }
     if !args.quiet {
         eprintln!("{}", summary(&result, stats, started.elapsed()));
     }

@@ -8,6 +8,7 @@
 mod commit;
 mod github;
 mod json;
+mod markdown;
 mod sarif;
 mod text;
 
@@ -24,11 +25,12 @@ pub enum Format {
     Jsonl,
     Sarif,
     Github,
+    Markdown,
 }
 
 impl Format {
     /// Names accepted on the command line.
-    pub const NAMES: [&'static str; 5] = ["text", "json", "jsonl", "sarif", "github"];
+    pub const NAMES: [&'static str; 6] = ["text", "json", "jsonl", "sarif", "github", "markdown"];
 }
 
 impl FromStr for Format {
@@ -40,6 +42,7 @@ impl FromStr for Format {
             "jsonl" => Format::Jsonl,
             "sarif" => Format::Sarif,
             "github" => Format::Github,
+            "markdown" => Format::Markdown,
             _ => return Err(format!("unknown format '{s}'")),
         })
     }
@@ -78,6 +81,7 @@ pub fn write_report(
         Format::Jsonl => json::write_lines(out, findings, ctx),
         Format::Sarif => sarif::write(out, findings, ctx),
         Format::Github => github::write(out, findings, ctx),
+        Format::Markdown => markdown::write(out, findings, ctx),
     }?;
     out.flush()
 }
