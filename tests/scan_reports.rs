@@ -220,3 +220,26 @@ fn summary_on_stderr_counts_findings_and_inline_allowed() {
     assert!(err.contains(&format!("keywarden: {n} findings")), "{err}");
     assert!(err.contains("2 inline-allowed"), "{err}");
 }
+
+#[test]
+fn sarif_report_validates_against_the_sarif_2_1_0_schema() {
+    let schema_text = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/data/sarif-schema-2.1.0.json"),
+    )
+    .unwrap();
+    let schema: Value = serde_json::from_str(&schema_text).unwrap();
+    let validator = jsonschema::validator_for(&schema).unwrap();
+    let sarif: Value = serde_json::from_str(&report("sarif")).unwrap();
+    let errors: Vec<String> = validator
+        .iter_errors(&sarif)
+        .map(|e| format!("{e} at {}", e.instance_path()))
+        .collect();
+    assert!(errors.is_empty(), "{errors:#?}");
+    // The validator is not vacuous: a result without a message is refused.
+    let mut broken = sarif.clone();
+    broken["runs"][0]["results"][0]
+        .as_object_mut()
+        .unwrap()
+        .remove("message");
+    assert!(!validator.is_valid(&broken));
+}

@@ -66,6 +66,19 @@ fn uri(path: &str) -> String {
     }
 }
 
+/// A rule's name for people, distinct from its id as SARIF asks:
+/// `openrouter-api-key` → `OpenrouterApiKey`.
+fn display_name(id: &str) -> String {
+    id.split(['-', '_', '.'])
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map_or(String::new(), |f| f.to_uppercase().chain(c).collect())
+        })
+        .collect()
+}
+
 fn descriptor(rule: &Rule) -> ReportingDescriptor {
     let mut props = BTreeMap::new();
     props.insert(
@@ -75,7 +88,7 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
     props.insert("precision".to_string(), serde_json::Value::from("high"));
     ReportingDescriptor::builder()
         .id(rule.id.clone())
-        .name(rule.id.clone())
+        .name(display_name(&rule.id))
         .short_description(
             MultiformatMessageString::builder()
                 .text(rule.description.clone())
@@ -155,11 +168,15 @@ pub(super) fn write(
     findings: &[Finding],
     ctx: &ReportContext<'_>,
 ) -> io::Result<()> {
-    let driver = ToolComponent::builder()
+    let mut driver = ToolComponent::builder()
         .name("keywarden")
         .version(env!("CARGO_PKG_VERSION"))
         .rules(ctx.rules.iter().map(descriptor).collect::<Vec<_>>())
         .build();
+    // The project's public address, once Cargo.toml names one.
+    driver.information_uri = option_env!("CARGO_PKG_REPOSITORY")
+        .filter(|u| !u.is_empty())
+        .map(str::to_string);
     let run = Run::builder()
         .tool(Tool::builder().driver(driver).build())
         .results(
@@ -181,6 +198,14 @@ pub(super) fn write(
 #[cfg(test)]
 mod tests {
     use super::uri;
+
+    #[test]
+    fn rule_names_differ_from_ids() {
+        assert_eq!(
+            super::display_name("openrouter-api-key"),
+            "OpenrouterApiKey"
+        );
+    }
 
     #[test]
     fn uris_are_relative_and_percent_encoded() {
