@@ -1,11 +1,10 @@
 //! `keywarden staged` and `keywarden hook install|uninstall`.
 
 use super::ConfigArgs;
-use super::output::Output;
-use super::scan_cmd::{ReportArgs, finish_scan, load_rules};
+use super::scan_cmd::{Prepared, ReportArgs};
 use clap::{Args, Subcommand};
 use keywarden::hook;
-use keywarden::scan::{Baseline, ScanStats, Scanner};
+use keywarden::scan::ScanStats;
 use keywarden::sources::git;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -45,20 +44,14 @@ pub fn run_staged(args: StagedArgs) -> anyhow::Result<u8> {
         .workdir()
         .map(PathBuf::from)
         .unwrap_or_else(|| args.repo.clone());
-    let rule_set = load_rules(&args.config, &root)?;
-    let baseline = args
-        .report
-        .baseline
-        .as_deref()
-        .map(Baseline::load)
-        .transpose()?;
-    let scanner = Scanner::new(&rule_set)?;
-    let output = Output::open(args.report.output.as_deref())?;
+    let prepared = Prepared::new(&args.config, &root, &args.report)?;
     let started = Instant::now();
     let stats = ScanStats::default();
     let on_warning = |w: keywarden::sources::SourceWarning| eprintln!("warning: {w}");
-    let mut result = scanner.scan_staged(&args.repo, &stats, &on_warning)?;
-    if let Some(b) = &baseline {
+    let mut result = prepared
+        .scanner
+        .scan_staged(&args.repo, &stats, &on_warning)?;
+    if let Some(b) = &prepared.baseline {
         result.apply_baseline(b);
     }
     let paths: Vec<(String, u64)> = result
@@ -68,7 +61,12 @@ pub fn run_staged(args: StagedArgs) -> anyhow::Result<u8> {
         .collect();
     let mut report = args.report.clone();
     report.quiet = true;
-    let code = finish_scan(result, None, &rule_set, &report, output, &stats, started)?;
+    // The baseline is applied above, before the paths are listed.
+    let prepared = Prepared {
+        baseline: None,
+        ..prepared
+    };
+    let code = prepared.finish(result, &report, &stats, started)?;
     if !paths.is_empty() {
         eprintln!(
             "keywarden: this commit would add {} secret(s):",

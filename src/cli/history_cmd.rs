@@ -1,15 +1,13 @@
 //! `keywarden history`: all of a repository's history, or a commit range.
 
 use super::ConfigArgs;
-use super::output::Output;
-use super::progress::Progress;
-use super::scan_cmd::{ReportArgs, finish_scan, load_rules, parse_size};
+use super::progress::with_progress;
+use super::scan_cmd::{Prepared, ReportArgs, parse_size};
 use anyhow::bail;
 use clap::Args;
-use keywarden::scan::{Baseline, HistoryOptions, ScanStats, Scanner};
+use keywarden::scan::{HistoryOptions, ScanStats};
 use std::path::PathBuf;
-use std::sync::mpsc::RecvTimeoutError;
-use std::time::{Duration, Instant};
+use std::time::Instant;
 
 #[derive(Args, Debug)]
 pub struct HistoryArgs {
@@ -55,15 +53,7 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
     if !args.repo.exists() {
         bail!("{}: no such file or directory", args.repo.display());
     }
-    let rule_set = load_rules(&args.config, &args.repo)?;
-    let baseline = args
-        .report
-        .baseline
-        .as_deref()
-        .map(Baseline::load)
-        .transpose()?;
-    let scanner = Scanner::new(&rule_set)?;
-    let output = Output::open(args.report.output.as_deref())?;
+    let prepared = Prepared::new(&args.config, &args.repo, &args.report)?;
     let opts = HistoryOptions {
         range: args.range.clone().or_else(|| args.since.clone()),
         all_occurrences: args.all_occurrences,
@@ -73,39 +63,15 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
     };
     let started = Instant::now();
     let stats = ScanStats::default();
-    let progress = Progress::start(!args.report.quiet);
-    let on_warning =
-        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
-    let (done, ticks) = std::sync::mpsc::channel::<()>();
-    let scanned = std::thread::scope(|s| {
-        if progress.is_visible() {
-            let (progress, stats) = (&progress, &stats);
-            s.spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) =
-                    ticks.recv_timeout(Duration::from_millis(100))
-                {
-                    progress.update(stats);
-                }
-            });
-        }
-        let r = scanner.scan_history(&args.repo, &opts, &stats, &on_warning);
-        drop(done);
-        r
-    });
-    drop(progress);
-    let scanned = scanned?;
+    let scanned = with_progress(args.report.quiet, &stats, |on_warning| {
+        prepared
+            .scanner
+            .scan_history(&args.repo, &opts, &stats, on_warning)
+    })?;
     if !args.report.quiet {
         for note in &scanned.notes {
             eprintln!("note: {note}");
         }
     }
-    finish_scan(
-        scanned.result,
-        baseline.as_ref(),
-        &rule_set,
-        &args.report,
-        output,
-        &stats,
-        started,
-    )
+    prepared.finish(scanned.result, &args.report, &stats, started)
 }

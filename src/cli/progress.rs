@@ -61,6 +61,34 @@ impl Progress {
     }
 }
 
+/// Runs `scan` while a progress line (when visible) is refreshed from
+/// `stats`; `scan` gets the warning printer.
+pub fn with_progress<T>(
+    quiet: bool,
+    stats: &ScanStats,
+    scan: impl FnOnce(&(dyn Fn(keywarden::sources::SourceWarning) + Sync)) -> T,
+) -> T {
+    let progress = Progress::start(!quiet);
+    let on_warning =
+        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
+    let (done, ticks) = std::sync::mpsc::channel::<()>();
+    std::thread::scope(|s| {
+        if progress.is_visible() {
+            let progress = &progress;
+            s.spawn(move || {
+                while let Err(std::sync::mpsc::RecvTimeoutError::Timeout) =
+                    ticks.recv_timeout(Duration::from_millis(100))
+                {
+                    progress.update(stats);
+                }
+            });
+        }
+        let result = scan(&on_warning);
+        drop(done);
+        result
+    })
+}
+
 impl Drop for Progress {
     fn drop(&mut self) {
         if let Some(bar) = &self.bar {

@@ -2,7 +2,7 @@
 
 use super::ConfigArgs;
 use super::output::Output;
-use super::progress::Progress;
+use super::progress::with_progress;
 use anyhow::{Context, bail};
 use clap::Args;
 use clap::builder::TypedValueParser;
@@ -11,7 +11,6 @@ use keywarden::rules::{self, RuleSet};
 use keywarden::scan::{Baseline, ScanResult, ScanStats, Scanner};
 use keywarden::sources::fs::WalkOptions;
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::RecvTimeoutError;
 use std::time::{Duration, Instant};
 
 #[derive(Args, Debug)]
@@ -142,40 +141,18 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     } else {
         args.paths[0].as_path()
     };
-    let rule_set = load_rules(&args.config, root)?;
-    let baseline = args
-        .report
-        .baseline
-        .as_deref()
-        .map(Baseline::load)
-        .transpose()?;
-    let scanner = Scanner::new(&rule_set)?;
-    let output = Output::open(args.report.output.as_deref())?;
-
+    let prepared = Prepared::new(&args.config, root, &args.report)?;
     let started = Instant::now();
     let stats = ScanStats::default();
-    let progress = Progress::start(!args.report.quiet);
-    let on_warning =
-        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
-    let (done, ticks) = std::sync::mpsc::channel::<()>();
-    let result = std::thread::scope(|s| {
-        if progress.is_visible() {
-            let (progress, stats) = (&progress, &stats);
-            s.spawn(move || {
-                while let Err(RecvTimeoutError::Timeout) =
-                    ticks.recv_timeout(Duration::from_millis(100))
-                {
-                    progress.update(stats);
-                }
-            });
-        }
-        let result = if stdin {
-            scanner
+    let result = with_progress(args.report.quiet, &stats, |on_warning| {
+        if stdin {
+            prepared
+                .scanner
                 .scan_reader(
                     std::io::stdin().lock(),
                     &args.stdin_name,
                     &stats,
-                    &on_warning,
+                    on_warning,
                 )
                 .context("cannot read stdin")
         } else {
@@ -191,22 +168,53 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
                     .into_iter()
                     .collect(),
             };
-            Ok(scanner.scan_paths(&walk, &stats, &on_warning))
-        };
-        drop(done);
-        result
-    });
-    drop(progress);
-    let result = result?;
-    finish_scan(
-        result,
-        baseline.as_ref(),
-        &rule_set,
-        &args.report,
-        output,
-        &stats,
-        started,
-    )
+            Ok(prepared.scanner.scan_paths(&walk, &stats, on_warning))
+        }
+    })?;
+    prepared.finish(result, &args.report, &stats, started)
+}
+
+/// What every scanning command sets up before scanning: rules (with the
+/// configuration), the baseline, the compiled scanner and the output.
+pub struct Prepared {
+    pub rule_set: RuleSet,
+    pub baseline: Option<Baseline>,
+    pub scanner: Scanner,
+    pub output: Output,
+}
+
+impl Prepared {
+    pub fn new(config: &ConfigArgs, root: &Path, report: &ReportArgs) -> anyhow::Result<Self> {
+        let rule_set = load_rules(config, root)?;
+        let baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
+        let scanner = Scanner::new(&rule_set)?;
+        let output = Output::open(report.output.as_deref())?;
+        Ok(Prepared {
+            rule_set,
+            baseline,
+            scanner,
+            output,
+        })
+    }
+
+    /// Writes the reports and picks the exit status (see [`finish_scan`]).
+    pub fn finish(
+        self,
+        result: ScanResult,
+        report: &ReportArgs,
+        stats: &ScanStats,
+        started: Instant,
+    ) -> anyhow::Result<u8> {
+        finish_scan(
+            result,
+            self.baseline.as_ref(),
+            &self.rule_set,
+            report,
+            self.output,
+            stats,
+            started,
+        )
+    }
 }
 
 /// Writes the baseline and report, prints the summary, and picks the exit

@@ -2,7 +2,6 @@
 //! parallel, then its findings are attributed to the commits and paths
 //! where the blob appears.
 
-use super::collect::Collector;
 use super::finding::fingerprint;
 use super::{Finding, ScanResult, ScanStats, Scanner, finish};
 use crate::sources::git::{self, BlobSite, GitError};
@@ -316,12 +315,14 @@ fn path_exists_at(repo: &Repository, commit: &str, path: &str) -> bool {
         .is_ok_and(|t| t.get_path(Path::new(path)).is_ok())
 }
 
-fn scan_blob(
+/// Reads one blob and feeds it to `sink` as the file at `site`; a blob
+/// that cannot be read, or is above `max_size`, is a warning.
+pub(super) fn scan_blob<S: Sink>(
     repo: &Repository,
     site: &BlobSite,
     max_size: u64,
-    sink: &Collector<'_>,
-    worker: &mut <Collector<'_> as Sink>::Worker,
+    sink: &S,
+    worker: &mut S::Worker,
 ) {
     let blob = match repo.find_blob(site.blob) {
         Ok(b) => b,

@@ -2,8 +2,8 @@
 //! secrets on lines the commit adds.
 
 use super::{ScanResult, ScanStats, Scanner, finish};
-use crate::sources::git::{self, GitError};
-use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
+use crate::sources::git::{self, BlobSite, GitError};
+use crate::sources::{Sink, SourceWarning};
 use git2::{Oid, Repository};
 use std::collections::HashSet;
 use std::path::Path;
@@ -68,32 +68,11 @@ impl Scanner {
         oid: Oid,
         path: &str,
     ) {
-        let blob = match repo.find_blob(oid) {
-            Ok(b) => b,
-            Err(e) => {
-                sink.warning(SourceWarning::Walk(format!(
-                    "{path}: cannot read staged blob {oid}: {}",
-                    e.message()
-                )));
-                return;
-            }
-        };
-        let data = blob.content();
-        let origin = Origin::Blob {
-            path: path.to_string(),
+        let site = BlobSite {
+            blob: oid,
             commit: None,
-            blob: oid.to_string(),
+            path: path.to_string(),
         };
-        sink.unit(
-            worker,
-            &Unit {
-                origin: &origin,
-                data,
-                keep: 0..data.len(),
-                start: Position::START,
-                binary: looks_binary(data),
-            },
-        );
-        sink.input_done(worker, data.len() as u64);
+        super::history::scan_blob(repo, &site, u64::MAX, sink, worker);
     }
 }
