@@ -425,15 +425,7 @@ fn schedule_scans_full_history_and_mode_dir_scans_the_working_tree() {
 fn a_clone_too_shallow_for_the_pull_request_says_to_set_fetch_depth_0() {
     let (repo, base, head, _) = repo_with_leak_in_pr();
     let shallow = tempfile::tempdir().unwrap();
-    let url = format!("file://{}", repo.path().display());
-    repo.git(&[
-        "clone",
-        "-q",
-        "--depth",
-        "1",
-        &url,
-        shallow.path().join("c").to_str().unwrap(),
-    ]);
+    repo.clone_to(&shallow.path().join("c"), &["--depth", "1"]);
     let run = run_action(
         &shallow.path().join("c"),
         "pull_request",

@@ -119,23 +119,15 @@ fn shallow_and_bare_clones_scan_what_is_there() {
     let (old, new) = (gen_key(), gen_key());
     repo.commit(&[("old.env", Some(&env_file(&old)))], "old");
     let head = repo.commit(&[("new.env", Some(&env_file(&new)))], "new");
-    let url = format!("file://{}", repo.path().display());
     let shallow = tempfile::tempdir().unwrap();
-    repo.git(&[
-        "clone",
-        "-q",
-        "--depth",
-        "1",
-        &url,
-        shallow.path().join("s").to_str().unwrap(),
-    ]);
+    repo.clone_to(&shallow.path().join("s"), &["--depth", "1"]);
     let (f, code, err) = history_json(&shallow.path().join("s"), &[]);
     assert_eq!(code, 1, "{err}");
     // The shallow commit holds both files; both keys are found there.
     assert_eq!(f.len(), 2);
     assert!(f.iter().all(|x| x["commit"]["id"] == head.as_str()));
     let bare = shallow.path().join("b.git");
-    repo.git(&["clone", "-q", "--bare", &url, bare.to_str().unwrap()]);
+    repo.clone_to(&bare, &["--bare"]);
     let (f, _, _) = history_json(&bare, &[]);
     assert_eq!(f.len(), 2);
 }

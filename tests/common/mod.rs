@@ -147,6 +147,17 @@ impl GitRepo {
         String::from_utf8_lossy(&out.stdout).trim().to_string()
     }
 
+    /// Clones this repository into `dest` (a path that does not exist yet)
+    /// with extra `git clone` flags such as `--depth 1` or `--bare`.
+    pub fn clone_to(&self, dest: &Path, flags: &[&str]) {
+        let url = format!("file://{}", self.dir.path().display());
+        let mut args = vec!["clone", "-q"];
+        args.extend_from_slice(flags);
+        args.push(&url);
+        args.push(dest.to_str().unwrap());
+        self.git(&args);
+    }
+
     /// Writes (Some) or deletes (None) files, stages everything and commits.
     /// Returns the new commit id.
     pub fn commit(&self, files: &[(&str, Option<&str>)], message: &str) -> String {
