@@ -1,9 +1,10 @@
 //! keywarden finds leaked OpenRouter API keys and responds to the leak.
 //!
 //! The scanner half: `rules → matcher → scan ← sources`, `scan → report`.
-//! See `design.md` for the responder half.
+//! The responder half: `keystore ← partner ← server → notify`.
 
 pub mod hook;
+pub mod keystore;
 pub mod matcher;
 pub mod report;
 pub mod rules;

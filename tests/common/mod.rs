@@ -2,6 +2,8 @@
 //! tree and its ground truth, temp trees and generated keys.
 #![allow(dead_code)]
 
+pub mod db;
+
 use assert_cmd::Command;
 use serde_json::Value;
 use std::path::{Path, PathBuf};

@@ -1,0 +1,23 @@
+//! The key store: which API keys exist, who owns them and whether they
+//! still work.
+//!
+//! It holds the key model ([`KeyRecord`], [`KeyType`]), key generation and
+//! hashing, and the [`KeyStore`] trait with its SQLite and PostgreSQL
+//! backends. A whole key exists only in the [`Secret`](crate::secret::Secret)
+//! returned once by [`create_key`]; the store keeps its SHA-256 and label.
+//! This module never prints, never serves HTTP and never knows about GitHub.
+
+mod error;
+mod generate;
+mod lifecycle;
+mod model;
+mod sql;
+mod store;
+
+pub use error::StoreError;
+pub use generate::{KeyHash, generate_key, looks_like_key};
+pub use lifecycle::{
+    ImportOutcome, ImportRow, Rotation, create_key, import_keys, parse_import, rotate_key,
+};
+pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError};
+pub use store::{KeyStore, ListFilter, Revocation, open_store};

@@ -1,0 +1,352 @@
+//! The key model: types with their default rate limits, what a caller asks
+//! for ([`KeySpec`]) and what the store holds ([`KeyRecord`]).
+
+use super::KeyHash;
+use ipnet::IpNet;
+use serde::Serialize;
+use std::fmt;
+use std::net::IpAddr;
+use std::str::FromStr;
+use thiserror::Error;
+use time::OffsetDateTime;
+
+/// The kind of key, which sets its default rate limit and what it may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum KeyType {
+    /// Full access.
+    Standard,
+    /// Restricted to listed model patterns, optionally spending-capped.
+    Scoped,
+    /// Issued to a member of a team (workspace); the limit is per member.
+    Team,
+    /// Dashboard only: never allowed to invoke a model.
+    ReadOnly,
+    /// Must have an expiry; expires by itself.
+    Ephemeral,
+}
+
+impl KeyType {
+    pub const ALL: [KeyType; 5] = [
+        KeyType::Standard,
+        KeyType::Scoped,
+        KeyType::Team,
+        KeyType::ReadOnly,
+        KeyType::Ephemeral,
+    ];
+
+    /// The name used in the CLI, the database and JSON.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            KeyType::Standard => "standard",
+            KeyType::Scoped => "scoped",
+            KeyType::Team => "team",
+            KeyType::ReadOnly => "read-only",
+            KeyType::Ephemeral => "ephemeral",
+        }
+    }
+
+    /// Default requests per minute.
+    pub fn requests_per_minute(self) -> u32 {
+        match self {
+            KeyType::Standard => 600,
+            KeyType::Scoped => 300,
+            KeyType::Team => 200,
+            KeyType::ReadOnly => 120,
+            KeyType::Ephemeral => 150,
+        }
+    }
+
+    /// Whether a key of this type may invoke a model at all.
+    pub fn can_invoke_models(self) -> bool {
+        self != KeyType::ReadOnly
+    }
+}
+
+impl fmt::Display for KeyType {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for KeyType {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        KeyType::ALL
+            .into_iter()
+            .find(|t| t.as_str() == s || (s == "readonly" && *t == KeyType::ReadOnly))
+            .ok_or_else(|| SpecError::UnknownType(s.to_string()))
+    }
+}
+
+/// A key specification that cannot be issued.
+#[derive(Debug, Error, PartialEq)]
+pub enum SpecError {
+    #[error("unknown key type {0:?} (standard, scoped, team, read-only, ephemeral)")]
+    UnknownType(String),
+    #[error("owner email {0:?} is not an email address")]
+    BadEmail(String),
+    #[error("the key name must not be empty")]
+    EmptyName,
+    #[error("an ephemeral key must have an expiry (--expires)")]
+    EphemeralWithoutExpiry,
+    #[error("a scoped key needs at least one model pattern (--scope), e.g. anthropic/*")]
+    ScopedWithoutScopes,
+    #[error("only scoped keys are restricted to model patterns; use --type scoped")]
+    ScopesOnUnscopedKey,
+    #[error("a team key needs a team (--team)")]
+    TeamWithoutTeam,
+    #[error("bad model pattern {0:?}: use provider/model, provider/* or *")]
+    BadScope(String),
+    #[error("the expiry {0} is not in the future")]
+    ExpiryInPast(String),
+    #[error("the credit limit must be a non-negative number, not {0}")]
+    BadCreditLimit(f64),
+}
+
+/// What a caller asks for when creating (or importing) a key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeySpec {
+    pub name: String,
+    pub owner_id: String,
+    pub owner_email: String,
+    pub team: Option<String>,
+    pub key_type: KeyType,
+    pub scopes: Vec<String>,
+    pub credit_limit: Option<f64>,
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_ips: Vec<IpNet>,
+}
+
+impl KeySpec {
+    /// A standard key with no limits, owned by `owner_email`.
+    pub fn new(name: impl Into<String>, owner_email: impl Into<String>) -> Self {
+        let owner_email = owner_email.into();
+        KeySpec {
+            name: name.into(),
+            owner_id: owner_email.clone(),
+            owner_email,
+            team: None,
+            key_type: KeyType::Standard,
+            scopes: Vec::new(),
+            credit_limit: None,
+            expires_at: None,
+            allowed_ips: Vec::new(),
+        }
+    }
+
+    /// Checks the rules every issued key obeys.
+    pub fn validate(&self, now: OffsetDateTime) -> Result<(), SpecError> {
+        if self.name.trim().is_empty() {
+            return Err(SpecError::EmptyName);
+        }
+        let email = self.owner_email.as_str();
+        let valid_email = email
+            .split_once('@')
+            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
+            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+        if !valid_email {
+            return Err(SpecError::BadEmail(email.to_string()));
+        }
+        match self.key_type {
+            KeyType::Ephemeral if self.expires_at.is_none() => {
+                return Err(SpecError::EphemeralWithoutExpiry);
+            }
+            KeyType::Scoped if self.scopes.is_empty() => {
+                return Err(SpecError::ScopedWithoutScopes);
+            }
+            KeyType::Team if self.team.as_deref().is_none_or(str::is_empty) => {
+                return Err(SpecError::TeamWithoutTeam);
+            }
+            t if t != KeyType::Scoped && !self.scopes.is_empty() => {
+                return Err(SpecError::ScopesOnUnscopedKey);
+            }
+            _ => {}
+        }
+        if let Some(bad) = self.scopes.iter().find(|s| !valid_scope(s)) {
+            return Err(SpecError::BadScope(bad.clone()));
+        }
+        if let Some(at) = self.expires_at.filter(|at| *at <= now) {
+            return Err(SpecError::ExpiryInPast(rfc3339(at)));
+        }
+        if let Some(limit) = self.credit_limit.filter(|l| !l.is_finite() || *l < 0.0) {
+            return Err(SpecError::BadCreditLimit(limit));
+        }
+        Ok(())
+    }
+}
+
+/// `*`, `provider/*` or `provider/model` with no spaces.
+fn valid_scope(scope: &str) -> bool {
+    if scope == "*" {
+        return true;
+    }
+    let Some((provider, model)) = scope.split_once('/') else {
+        return false;
+    };
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.:/*".contains(c))
+    };
+    ok(provider) && !provider.contains('*') && ok(model)
+}
+
+/// Whether a key is usable now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum KeyState {
+    Active,
+    Revoked,
+    Expired,
+}
+
+impl fmt::Display for KeyState {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            KeyState::Active => "active",
+            KeyState::Revoked => "revoked",
+            KeyState::Expired => "expired",
+        })
+    }
+}
+
+impl FromStr for KeyState {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "active" => Ok(KeyState::Active),
+            "revoked" => Ok(KeyState::Revoked),
+            "expired" => Ok(KeyState::Expired),
+            _ => Err(format!("unknown state {s:?} (active, revoked, expired)")),
+        }
+    }
+}
+
+/// A key as the store holds it: everything but the key itself.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KeyRecord {
+    pub id: String,
+    pub name: String,
+    pub owner_id: String,
+    pub owner_email: String,
+    pub team: Option<String>,
+    #[serde(rename = "type")]
+    pub key_type: KeyType,
+    pub scopes: Vec<String>,
+    pub credit_limit: Option<f64>,
+    pub usage: f64,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    pub allowed_ips: Vec<IpNet>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    /// When the key stops (or stopped) working because it was revoked; a
+    /// time in the future is a scheduled revocation (rotation with grace).
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub revoked_at: Option<OffsetDateTime>,
+    pub revocation_reason: Option<String>,
+    /// OpenRouter's display label, e.g. `sk-or-v1-3fa...9c0`.
+    pub label: String,
+    #[serde(serialize_with = "serialize_hash")]
+    pub key_hash: KeyHash,
+}
+
+fn serialize_hash<S: serde::Serializer>(h: &KeyHash, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&h.to_hex())
+}
+
+impl KeyRecord {
+    /// Active, revoked (at or before `now`) or expired.
+    pub fn state(&self, now: OffsetDateTime) -> KeyState {
+        if self.revoked_at.is_some_and(|at| at <= now) {
+            KeyState::Revoked
+        } else if self.expires_at.is_some_and(|at| at <= now) {
+            KeyState::Expired
+        } else {
+            KeyState::Active
+        }
+    }
+
+    /// Whether `ip` may use this key: any address when no allowlist is set.
+    pub fn allows_ip(&self, ip: IpAddr) -> bool {
+        let ip = ip.to_canonical();
+        self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|net| net.contains(&ip))
+    }
+
+    /// Credits left under the limit, if there is one.
+    pub fn limit_remaining(&self) -> Option<f64> {
+        self.credit_limit.map(|l| (l - self.usage).max(0.0))
+    }
+}
+
+/// RFC 3339 text of a timestamp (UTC as given).
+pub fn rfc3339(at: OffsetDateTime) -> String {
+    at.format(&time::format_description::well_known::Rfc3339)
+        .unwrap_or_else(|_| at.unix_timestamp().to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use time::Duration;
+
+    fn now() -> OffsetDateTime {
+        OffsetDateTime::from_unix_timestamp(1_800_000_000).unwrap()
+    }
+
+    #[test]
+    fn default_rate_limits_follow_the_key_type() {
+        let limits: Vec<u32> = KeyType::ALL
+            .iter()
+            .map(|t| t.requests_per_minute())
+            .collect();
+        assert_eq!(limits, [600, 300, 200, 120, 150]);
+        assert!(!KeyType::ReadOnly.can_invoke_models());
+        assert!(KeyType::Scoped.can_invoke_models());
+        for t in KeyType::ALL {
+            assert_eq!(t.as_str().parse::<KeyType>(), Ok(t));
+        }
+    }
+
+    #[test]
+    fn ephemeral_key_needs_an_expiry_in_the_future() {
+        let mut spec = KeySpec::new("ci", "dev@example.com");
+        spec.key_type = KeyType::Ephemeral;
+        assert_eq!(spec.validate(now()), Err(SpecError::EphemeralWithoutExpiry));
+        spec.expires_at = Some(now() - Duration::hours(1));
+        assert!(matches!(
+            spec.validate(now()),
+            Err(SpecError::ExpiryInPast(_))
+        ));
+        spec.expires_at = Some(now() + Duration::hours(1));
+        assert_eq!(spec.validate(now()), Ok(()));
+    }
+
+    #[test]
+    fn scopes_belong_to_scoped_keys_only() {
+        let mut spec = KeySpec::new("x", "dev@example.com");
+        spec.scopes = vec!["anthropic/*".into()];
+        assert_eq!(spec.validate(now()), Err(SpecError::ScopesOnUnscopedKey));
+        spec.key_type = KeyType::Scoped;
+        assert_eq!(spec.validate(now()), Ok(()));
+        spec.scopes = vec!["*/claude".into()];
+        assert_eq!(
+            spec.validate(now()),
+            Err(SpecError::BadScope("*/claude".into()))
+        );
+        spec.scopes.clear();
+        assert_eq!(spec.validate(now()), Err(SpecError::ScopedWithoutScopes));
+    }
+
+    #[test]
+    fn bad_email_and_team_are_refused() {
+        let spec = KeySpec::new("x", "not-an-email");
+        assert!(matches!(spec.validate(now()), Err(SpecError::BadEmail(_))));
+        let mut spec = KeySpec::new("x", "a@b.io");
+        spec.key_type = KeyType::Team;
+        assert_eq!(spec.validate(now()), Err(SpecError::TeamWithoutTeam));
+    }
+}

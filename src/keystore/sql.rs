@@ -1,0 +1,388 @@
+//! The two sqlx backends. Both speak the same SQL (`$n` placeholders,
+//! integer Unix timestamps, JSON text for lists), so one macro writes the
+//! [`KeyStore`] implementation once for each pool type.
+
+use super::store::redact_url;
+use super::{KeyHash, KeyRecord, KeyStore, ListFilter, Revocation, StoreError};
+use async_trait::async_trait;
+use sqlx::migrate::Migrator;
+use sqlx::postgres::{PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{Executor, Row};
+use std::str::FromStr;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+static SQLITE_MIGRATOR: Migrator = sqlx::migrate!("migrations/sqlite");
+static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
+
+const COLUMNS: &str = "id, key_hash, label, name, owner_id, owner_email, team, key_type, scopes, \
+     credit_limit, usage, expires_at, allowed_ips, created_at, last_used_at, revoked_at, \
+     revocation_reason";
+
+fn unix(at: OffsetDateTime) -> i64 {
+    at.unix_timestamp()
+}
+
+fn corrupt(id: &str, reason: impl ToString) -> StoreError {
+    StoreError::Corrupt {
+        id: id.to_string(),
+        reason: reason.to_string(),
+    }
+}
+
+fn timestamp(id: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp(secs).map_err(|e| corrupt(id, e))
+}
+
+fn json_text<T: serde::Serialize>(value: &T) -> String {
+    serde_json::to_string(value).unwrap_or_else(|_| "[]".to_string())
+}
+
+/// Refuses a database whose schema is newer than the migrations built in.
+fn check_schema_version(found: Option<i64>, migrator: &Migrator) -> Result<(), StoreError> {
+    let known = migrator.iter().map(|m| m.version).max().unwrap_or(0);
+    match found {
+        Some(found) if found > known => Err(StoreError::SchemaTooNew { found, known }),
+        _ => Ok(()),
+    }
+}
+
+macro_rules! sql_store {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $migrator:expr) => {
+        impl $store {
+            async fn migrate(pool: &$pool) -> Result<(), StoreError> {
+                let found: Option<i64> =
+                    match sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+                        .fetch_one(pool)
+                        .await
+                    {
+                        Ok(row) => row.try_get(0)?,
+                        // No migrations table yet: a new database.
+                        Err(sqlx::Error::Database(_)) => None,
+                        Err(e) => return Err(e.into()),
+                    };
+                check_schema_version(found, &$migrator)?;
+                $migrator.run(pool).await?;
+                Ok(())
+            }
+
+            fn record_from_row(row: &$row) -> Result<KeyRecord, StoreError> {
+                let id: String = row.try_get("id")?;
+                let hash: String = row.try_get("key_hash")?;
+                let key_type: String = row.try_get("key_type")?;
+                let scopes: String = row.try_get("scopes")?;
+                let ips: String = row.try_get("allowed_ips")?;
+                let opt_ts = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+                    let secs: Option<i64> = row.try_get(col)?;
+                    secs.map(|s| timestamp(&id, s)).transpose()
+                };
+                Ok(KeyRecord {
+                    key_hash: KeyHash::from_hex(&hash).ok_or_else(|| corrupt(&id, "bad key hash"))?,
+                    label: row.try_get("label")?,
+                    name: row.try_get("name")?,
+                    owner_id: row.try_get("owner_id")?,
+                    owner_email: row.try_get("owner_email")?,
+                    team: row.try_get("team")?,
+                    key_type: key_type.parse().map_err(|e| corrupt(&id, e))?,
+                    scopes: serde_json::from_str(&scopes).map_err(|e| corrupt(&id, e))?,
+                    credit_limit: row.try_get("credit_limit")?,
+                    usage: row.try_get("usage")?,
+                    expires_at: opt_ts("expires_at")?,
+                    allowed_ips: serde_json::from_str(&ips).map_err(|e| corrupt(&id, e))?,
+                    created_at: timestamp(&id, row.try_get("created_at")?)?,
+                    last_used_at: opt_ts("last_used_at")?,
+                    revoked_at: opt_ts("revoked_at")?,
+                    revocation_reason: row.try_get("revocation_reason")?,
+                    id,
+                })
+            }
+
+            async fn insert_in<'e, E>(executor: E, r: &KeyRecord) -> Result<(), StoreError>
+            where
+                E: Executor<'e, Database = <$pool as PoolDatabase>::Db>,
+            {
+                let sql = format!(
+                    "INSERT INTO keys ({COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                );
+                let result = sqlx::query(&sql)
+                    .bind(&r.id)
+                    .bind(r.key_hash.to_hex())
+                    .bind(&r.label)
+                    .bind(&r.name)
+                    .bind(&r.owner_id)
+                    .bind(&r.owner_email)
+                    .bind(&r.team)
+                    .bind(r.key_type.as_str())
+                    .bind(json_text(&r.scopes))
+                    .bind(r.credit_limit)
+                    .bind(r.usage)
+                    .bind(r.expires_at.map(unix))
+                    .bind(json_text(&r.allowed_ips))
+                    .bind(unix(r.created_at))
+                    .bind(r.last_used_at.map(unix))
+                    .bind(r.revoked_at.map(unix))
+                    .bind(&r.revocation_reason)
+                    .execute(executor)
+                    .await;
+                match result {
+                    Ok(_) => Ok(()),
+                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                        Err(StoreError::Duplicate(r.key_hash.to_hex()))
+                    }
+                    Err(e) => Err(e.into()),
+                }
+            }
+        }
+
+        #[async_trait]
+        impl KeyStore for $store {
+            fn backend(&self) -> &'static str {
+                $backend
+            }
+
+            async fn ping(&self) -> Result<(), StoreError> {
+                sqlx::query("SELECT 1").execute(&self.pool).await?;
+                Ok(())
+            }
+
+            async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+                match Self::insert_in(&self.pool, record).await {
+                    Err(StoreError::Duplicate(_)) => {
+                        let existing = self.find_by_hash(&record.key_hash).await?;
+                        Err(StoreError::Duplicate(
+                            existing.map(|r| r.id).unwrap_or_else(|| record.id.clone()),
+                        ))
+                    }
+                    other => other,
+                }
+            }
+
+            async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+                let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
+                row.as_ref().map(Self::record_from_row).transpose()
+            }
+
+            async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+                let sql = format!("SELECT {COLUMNS} FROM keys WHERE key_hash = $1");
+                let row = sqlx::query(&sql)
+                    .bind(hash.to_hex())
+                    .fetch_optional(&self.pool)
+                    .await?;
+                row.as_ref().map(Self::record_from_row).transpose()
+            }
+
+            async fn list(
+                &self,
+                filter: &ListFilter,
+                now: OffsetDateTime,
+            ) -> Result<Vec<KeyRecord>, StoreError> {
+                let sql = format!(
+                    "SELECT {COLUMNS} FROM keys WHERE ($1 IS NULL OR owner_email = $1) \
+                     ORDER BY created_at, id"
+                );
+                let rows = sqlx::query(&sql)
+                    .bind(&filter.owner_email)
+                    .fetch_all(&self.pool)
+                    .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in &rows {
+                    let record = Self::record_from_row(row)?;
+                    if filter.state.is_none_or(|s| record.state(now) == s) {
+                        out.push(record);
+                    }
+                }
+                Ok(out)
+            }
+
+            async fn revoke(
+                &self,
+                id: &str,
+                reason: &str,
+                at: OffsetDateTime,
+            ) -> Result<Revocation, StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+                     WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
+                )
+                .bind(unix(at))
+                .bind(reason)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated == 1 {
+                    sqlx::query(
+                        "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
+                         VALUES ($1, $2, $3, $2) ON CONFLICT (key_id) DO UPDATE \
+                         SET revoked_at = excluded.revoked_at, reason = excluded.reason",
+                    )
+                    .bind(id)
+                    .bind(unix(at))
+                    .bind(reason)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
+                let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
+                tx.commit().await?;
+                let record = match row {
+                    Some(row) => Self::record_from_row(&row)?,
+                    None => return Err(StoreError::NotFound(id.to_string())),
+                };
+                Ok(if updated == 1 {
+                    Revocation::Revoked(record)
+                } else {
+                    Revocation::AlreadyRevoked(record)
+                })
+            }
+
+            async fn rotate(
+                &self,
+                old_id: &str,
+                new: &KeyRecord,
+                revoke_old_at: OffsetDateTime,
+            ) -> Result<(), StoreError> {
+                let mut tx = self.pool.begin().await?;
+                let reason = format!("rotated: replaced by {}", new.id);
+                let updated = sqlx::query(
+                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+                     WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
+                )
+                .bind(unix(revoke_old_at))
+                .bind(&reason)
+                .bind(old_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                if updated != 1 {
+                    let exists = sqlx::query("SELECT id FROM keys WHERE id = $1")
+                        .bind(old_id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                        .is_some();
+                    return Err(if exists {
+                        corrupt(old_id, "already revoked; nothing to rotate")
+                    } else {
+                        StoreError::NotFound(old_id.to_string())
+                    });
+                }
+                sqlx::query(
+                    "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
+                     VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO UPDATE \
+                     SET revoked_at = excluded.revoked_at, reason = excluded.reason",
+                )
+                .bind(old_id)
+                .bind(unix(revoke_old_at))
+                .bind(&reason)
+                .bind(unix(new.created_at))
+                .execute(&mut *tx)
+                .await?;
+                Self::insert_in(&mut *tx, new).await?;
+                tx.commit().await?;
+                Ok(())
+            }
+
+            async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+                sqlx::query("UPDATE keys SET last_used_at = $1 WHERE id = $2")
+                    .bind(unix(at))
+                    .bind(id)
+                    .execute(&self.pool)
+                    .await?;
+                Ok(())
+            }
+        }
+    };
+}
+
+/// Maps a pool type to its database, for the macro's executor bounds.
+trait PoolDatabase {
+    type Db: sqlx::Database;
+}
+impl PoolDatabase for SqlitePool {
+    type Db = sqlx::Sqlite;
+}
+impl PoolDatabase for PgPool {
+    type Db = sqlx::Postgres;
+}
+
+/// The embedded store: one SQLite file in WAL mode, created 0600.
+pub struct SqliteStore {
+    pool: SqlitePool,
+}
+
+impl SqliteStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = SqliteConnectOptions::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            .synchronous(SqliteSynchronous::Normal)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(true);
+        create_private_file(options.get_filename())?;
+        let pool = SqlitePoolOptions::new()
+            .max_connections(8)
+            .connect_with(options)
+            .await?;
+        Self::migrate(&pool).await?;
+        Ok(SqliteStore { pool })
+    }
+}
+
+/// Creates the database file readable by its owner only, before SQLite
+/// creates it with the umask's permissions.
+fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
+    if path.as_os_str().is_empty() || path.as_os_str() == ":memory:" || path.exists() {
+        return Ok(());
+    }
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    match options.open(path) {
+        Ok(_) => Ok(()),
+        Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+        Err(source) => Err(StoreError::CreateFile {
+            path: path.display().to_string(),
+            source,
+        }),
+    }
+}
+
+/// The shared store: PostgreSQL, for several responder replicas.
+pub struct PostgresStore {
+    pool: PgPool,
+}
+
+impl PostgresStore {
+    pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let pool = PgPoolOptions::new()
+            .max_connections(16)
+            .acquire_timeout(Duration::from_secs(10))
+            .connect(url)
+            .await?;
+        Self::migrate(&pool).await?;
+        Ok(PostgresStore { pool })
+    }
+}
+
+sql_store!(
+    SqliteStore,
+    SqlitePool,
+    sqlx::sqlite::SqliteRow,
+    "sqlite",
+    SQLITE_MIGRATOR
+);
+sql_store!(
+    PostgresStore,
+    PgPool,
+    sqlx::postgres::PgRow,
+    "postgres",
+    POSTGRES_MIGRATOR
+);

@@ -1,0 +1,111 @@
+//! The storage trait and the choice of backend from a database URL.
+
+use super::sql::{PostgresStore, SqliteStore};
+use super::{KeyHash, KeyRecord, KeyState, StoreError};
+use async_trait::async_trait;
+use std::sync::Arc;
+use time::OffsetDateTime;
+
+/// Which keys `list` returns.
+#[derive(Debug, Clone, Default)]
+pub struct ListFilter {
+    pub owner_email: Option<String>,
+    pub state: Option<KeyState>,
+}
+
+/// The outcome of a revocation.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Revocation {
+    /// This call revoked the key.
+    Revoked(KeyRecord),
+    /// The key was revoked before (by another caller, perhaps at the same
+    /// moment); nothing changed.
+    AlreadyRevoked(KeyRecord),
+}
+
+impl Revocation {
+    pub fn record(&self) -> &KeyRecord {
+        match self {
+            Revocation::Revoked(r) | Revocation::AlreadyRevoked(r) => r,
+        }
+    }
+}
+
+/// Where keys live. Every method is one transaction: a failure leaves the
+/// store as it was.
+#[async_trait]
+pub trait KeyStore: Send + Sync {
+    /// `sqlite` or `postgres`.
+    fn backend(&self) -> &'static str;
+    /// Succeeds when the store answers a query.
+    async fn ping(&self) -> Result<(), StoreError>;
+    /// Adds a key; `Duplicate` if its hash is already stored.
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError>;
+    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError>;
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError>;
+    /// Keys matching `filter`, oldest first; states as of `now`.
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Revokes key `id` as of `at`, atomically: of several concurrent
+    /// callers exactly one gets `Revoked`, the others `AlreadyRevoked`.
+    /// A key whose scheduled revocation lies after `at` is revoked at `at`.
+    async fn revoke(
+        &self,
+        id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<Revocation, StoreError>;
+    /// Inserts `new` and schedules the revocation of `old_id` at
+    /// `revoke_old_at` (now, or after a grace period), in one transaction.
+    async fn rotate(
+        &self,
+        old_id: &str,
+        new: &KeyRecord,
+        revoke_old_at: OffsetDateTime,
+    ) -> Result<(), StoreError>;
+    /// Records that the key was used at `at`.
+    async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+}
+
+/// Opens (creating when needed) the store at `url` and brings its schema up
+/// to date: `sqlite://FILE` (or `sqlite::memory:`) or `postgres://…`.
+pub async fn open_store(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        Ok(Arc::new(SqliteStore::open(url).await?))
+    } else if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+        Ok(Arc::new(PostgresStore::open(url).await?))
+    } else {
+        Err(StoreError::UnsupportedUrl(redact_url(url)))
+    }
+}
+
+/// The URL without a password, for error messages.
+pub(crate) fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(scheme_end), Some(at)) if at > scheme_end => {
+            let userinfo = &url[scheme_end + 3..at];
+            match userinfo.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..scheme_end + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_are_cut_from_urls_in_errors() {
+        assert_eq!(
+            redact_url("mysql://u:secret@db:3306/x"),
+            "mysql://u:***@db:3306/x"
+        );
+        assert_eq!(redact_url("keywarden.db"), "keywarden.db");
+    }
+}
