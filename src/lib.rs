@@ -10,4 +10,5 @@ pub mod report;
 pub mod rules;
 pub mod scan;
 pub mod secret;
+pub mod server;
 pub mod sources;

@@ -3,10 +3,12 @@
 
 mod git_cmd;
 mod history_cmd;
+mod keys_cmd;
 mod output;
 mod progress;
 mod rules_cmd;
 mod scan_cmd;
+mod serve_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
@@ -42,6 +44,11 @@ enum Command {
     /// List or check rules.
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
+    /// Manage API keys in the key store (create, list, revoke, rotate, import).
+    #[command(subcommand)]
+    Keys(keys_cmd::KeysCommand),
+    /// Run the HTTP service (the key check `GET /api/v1/key`).
+    Serve(serve_cmd::ServeArgs),
 }
 
 /// Flags shared by every command that loads rules.
@@ -69,6 +76,8 @@ pub fn run() -> ExitCode {
         Command::Staged(args) => git_cmd::run_staged(args),
         Command::Hook(cmd) => git_cmd::run_hook(cmd),
         Command::Rules(cmd) => rules_cmd::run(cmd),
+        Command::Keys(cmd) => keys_cmd::run(cmd),
+        Command::Serve(args) => serve_cmd::run(args),
     };
     match result {
         Ok(code) => ExitCode::from(code),

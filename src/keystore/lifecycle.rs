@@ -15,6 +15,11 @@ fn new_id() -> Result<String, StoreError> {
     Ok(format!("key_{}", hex::encode(bytes)))
 }
 
+/// The store keeps whole seconds; so does every record handed out.
+fn whole_seconds(at: OffsetDateTime) -> OffsetDateTime {
+    at.replace_nanosecond(0).unwrap_or(at)
+}
+
 fn record_for(
     spec: KeySpec,
     hash: KeyHash,
@@ -31,9 +36,9 @@ fn record_for(
         scopes: spec.scopes,
         credit_limit: spec.credit_limit,
         usage: 0.0,
-        expires_at: spec.expires_at,
+        expires_at: spec.expires_at.map(whole_seconds),
         allowed_ips: spec.allowed_ips,
-        created_at: now,
+        created_at: whole_seconds(now),
         last_used_at: None,
         revoked_at: None,
         revocation_reason: None,
@@ -75,6 +80,7 @@ pub async fn rotate_key(
     grace: Duration,
     now: OffsetDateTime,
 ) -> Result<Rotation, StoreError> {
+    let now = whole_seconds(now);
     let old = store
         .get(id)
         .await?

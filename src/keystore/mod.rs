@@ -17,7 +17,8 @@ mod store;
 pub use error::StoreError;
 pub use generate::{KeyHash, generate_key, looks_like_key};
 pub use lifecycle::{
-    ImportOutcome, ImportRow, Rotation, create_key, import_keys, parse_import, rotate_key,
+    ImportOutcome, ImportRow, Rotation, create_key, import_keys, parse_cidr, parse_import,
+    rotate_key,
 };
-pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError};
+pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError, rfc3339};
 pub use store::{KeyStore, ListFilter, Revocation, open_store};

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod server;
 
 use assert_cmd::Command;
 use serde_json::Value;
@@ -210,4 +211,20 @@ pub fn attributions(findings: &[Value]) -> Vec<(String, String, String)> {
         .collect();
     v.sort();
     v
+}
+
+/// `keywarden keys create --json ARGS` on `database_url`: (key, record).
+pub fn create_key(database_url: &str, args: &[&str]) -> (String, Value) {
+    let out = keywarden()
+        .args(["keys", "create", "--json", "--database-url", database_url])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "keys create failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+    (v["key"].as_str().unwrap().to_string(), v["record"].clone())
 }

@@ -1,0 +1,460 @@
+//! `keywarden keys …`: the key lifecycle from the command line.
+
+use anyhow::{Context, bail};
+use clap::{Args, Subcommand};
+use ipnet::IpNet;
+use keywarden::keystore::{
+    self, KeyHash, KeyRecord, KeySpec, KeyState, KeyStore, KeyType, ListFilter, Revocation, rfc3339,
+};
+use serde_json::json;
+use std::io::{Read, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use time::{Duration, OffsetDateTime};
+
+/// Where the key store is.
+#[derive(Args, Debug, Clone)]
+pub struct DatabaseArgs {
+    /// Key store: `sqlite://FILE` (created if missing) or `postgres://…`.
+    #[arg(
+        long,
+        env = "KEYWARDEN_DATABASE_URL",
+        default_value = "sqlite://keywarden.db",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    pub database_url: String,
+}
+
+impl DatabaseArgs {
+    pub async fn open(&self) -> anyhow::Result<Arc<dyn KeyStore>> {
+        keystore::open_store(&self.database_url)
+            .await
+            .context("cannot open the key store")
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeysCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create(CreateArgs),
+    /// List keys.
+    List {
+        /// Only keys of this owner email.
+        #[arg(long, value_name = "EMAIL")]
+        owner: Option<String>,
+        /// Only keys in this state.
+        #[arg(long, value_parser = ["active", "revoked", "expired"])]
+        state: Option<String>,
+        /// Output as JSON.
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Show one key.
+    Show {
+        id: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Revoke a key by id, or the key read from stdin (`--key-stdin`).
+    Revoke {
+        #[arg(required_unless_present = "key_stdin", conflicts_with = "key_stdin")]
+        id: Option<String>,
+        /// Read the whole key from stdin and revoke the key with its hash.
+        #[arg(long)]
+        key_stdin: bool,
+        /// Why the key is revoked.
+        #[arg(long, default_value = "revoked by operator")]
+        reason: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Replace a key with a new one of the same settings.
+    Rotate {
+        id: String,
+        /// Keep the old key working this long (e.g. `1h`); default: revoke now.
+        #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
+        grace: Option<Duration>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Import an existing key inventory (CSV with a header line, or JSON
+    /// Lines) holding whole keys (`key`, hashed on read) or SHA-256 hashes
+    /// (`sha256`), with `name`, `owner_email` and optionally `type`, `team`,
+    /// `scopes`, `allowed_ips`, `credit_limit`, `expires_at`, `label`.
+    Import {
+        /// The inventory file, or `-` for stdin.
+        file: PathBuf,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+#[derive(Args)]
+pub struct CreateArgs {
+    /// Owner's email address.
+    #[arg(long, value_name = "EMAIL")]
+    owner: String,
+    /// Owner's user id (default: the email).
+    #[arg(long, value_name = "ID")]
+    owner_id: Option<String>,
+    /// A name for the key.
+    #[arg(long)]
+    name: String,
+    /// standard, scoped, team, read-only or ephemeral.
+    #[arg(long = "type", default_value = "standard", value_parser = parse_type)]
+    key_type: KeyType,
+    /// Allowed model pattern (scoped keys), e.g. `anthropic/*`; repeatable.
+    #[arg(long = "scope", value_name = "PATTERN")]
+    scopes: Vec<String>,
+    /// Expiry: a duration from now (`30d`, `12h`) or an RFC 3339 time.
+    #[arg(long, value_name = "WHEN", value_parser = parse_expiry)]
+    expires: Option<Expiry>,
+    /// Allowed client network (IPv4/IPv6 CIDR or address); repeatable.
+    #[arg(long = "allow-ip", value_name = "CIDR", value_parser = keystore::parse_cidr)]
+    allow_ips: Vec<IpNet>,
+    /// Spending cap in credits.
+    #[arg(long, value_name = "N")]
+    credit_limit: Option<f64>,
+    /// Team (workspace) of a team key.
+    #[arg(long)]
+    team: Option<String>,
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DatabaseArgs,
+}
+
+#[derive(Clone, Copy, Debug)]
+enum Expiry {
+    In(Duration),
+    At(OffsetDateTime),
+}
+
+fn parse_type(s: &str) -> Result<KeyType, String> {
+    s.parse().map_err(|e: keystore::SpecError| e.to_string())
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 15m, 1h, 30d)"))?;
+    Duration::try_from(d).map_err(|e| e.to_string())
+}
+
+fn parse_expiry(s: &str) -> Result<Expiry, String> {
+    if let Ok(at) = OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339) {
+        return Ok(Expiry::At(at));
+    }
+    parse_duration(s)
+        .map(Expiry::In)
+        .map_err(|_| format!("{s:?} is neither a duration (30d, 12h) nor an RFC 3339 time"))
+}
+
+pub fn run(cmd: KeysCommand) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(run_async(cmd))
+}
+
+async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
+    let now = OffsetDateTime::now_utc();
+    match cmd {
+        KeysCommand::Create(args) => create(args, now).await,
+        KeysCommand::List {
+            owner,
+            state,
+            json,
+            db,
+        } => {
+            let filter = ListFilter {
+                owner_email: owner,
+                state: state
+                    .map(|s| s.parse())
+                    .transpose()
+                    .map_err(anyhow::Error::msg)?,
+            };
+            let keys = db.open().await?.list(&filter, now).await?;
+            if json {
+                let views: Vec<_> = keys.iter().map(|k| view(k, now)).collect();
+                print_json(&json!(views))?;
+            } else {
+                print_table(&keys, now)?;
+            }
+            Ok(0)
+        }
+        KeysCommand::Show { id, json, db } => {
+            let Some(key) = db.open().await?.get(&id).await? else {
+                bail!("no key with id {id:?}");
+            };
+            if json {
+                print_json(&view(&key, now))?;
+            } else {
+                print_details(&key, now)?;
+            }
+            Ok(0)
+        }
+        KeysCommand::Revoke {
+            id,
+            key_stdin: _,
+            reason,
+            json,
+            db,
+        } => {
+            let store = db.open().await?;
+            let id = match id {
+                Some(id) => id,
+                None => id_from_stdin(&*store).await?,
+            };
+            let outcome = store.revoke(&id, &reason, now).await?;
+            report_revocation(&outcome, json, now)?;
+            Ok(0)
+        }
+        KeysCommand::Rotate {
+            id,
+            grace,
+            json,
+            db,
+        } => {
+            let store = db.open().await?;
+            let rotation =
+                keystore::rotate_key(&*store, &id, grace.unwrap_or(Duration::ZERO), now).await?;
+            let key = String::from_utf8_lossy(rotation.key.expose()).into_owned();
+            if json {
+                print_json(&json!({
+                    "key": key,
+                    "record": view(&rotation.new, now),
+                    "old_id": rotation.old_id,
+                    "old_revoked_at": rfc3339(rotation.old_revoked_at),
+                }))?;
+            } else {
+                eprintln!(
+                    "Rotated {} to {} ({}). The old key stops working at {}.",
+                    rotation.old_id,
+                    rotation.new.id,
+                    rotation.new.label,
+                    rfc3339(rotation.old_revoked_at)
+                );
+                eprintln!("The new key is shown only now; store it:");
+                println!("{key}");
+            }
+            Ok(0)
+        }
+        KeysCommand::Import { file, json, db } => import(&file, json, &db, now).await,
+    }
+}
+
+async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
+    let spec = KeySpec {
+        name: args.name,
+        owner_id: args.owner_id.unwrap_or_else(|| args.owner.clone()),
+        owner_email: args.owner,
+        team: args.team,
+        key_type: args.key_type,
+        scopes: args.scopes,
+        credit_limit: args.credit_limit,
+        expires_at: args.expires.map(|e| match e {
+            Expiry::In(d) => now + d,
+            Expiry::At(at) => at,
+        }),
+        allowed_ips: args.allow_ips,
+    };
+    spec.validate(now)?;
+    let store = args.db.open().await?;
+    let (key, record) = keystore::create_key(&*store, spec, now).await?;
+    let text = String::from_utf8_lossy(key.expose()).into_owned();
+    if args.json {
+        print_json(&json!({ "key": text, "record": view(&record, now) }))?;
+    } else {
+        eprintln!(
+            "Created {} \"{}\" ({}, {} requests/min) for {}.",
+            record.id,
+            record.name,
+            record.key_type,
+            record.key_type.requests_per_minute(),
+            record.owner_email
+        );
+        eprintln!("This is the only time the key is shown; store it now:");
+        println!("{text}");
+    }
+    Ok(0)
+}
+
+/// Reads a whole key from stdin and finds its record by hash.
+async fn id_from_stdin(store: &dyn KeyStore) -> anyhow::Result<String> {
+    let mut input = String::new();
+    std::io::stdin()
+        .take(4096)
+        .read_to_string(&mut input)
+        .context("cannot read the key from stdin")?;
+    let key = keywarden::secret::Secret::new(input.trim());
+    if !keystore::looks_like_key(key.expose()) {
+        bail!("stdin does not hold an OpenRouter key (sk-or-v1- + 64 lowercase hex)");
+    }
+    match store.find_by_hash(&KeyHash::of(key.expose())).await? {
+        Some(record) => Ok(record.id),
+        None => bail!("the key {} is not in the store", key.redacted()),
+    }
+}
+
+fn report_revocation(outcome: &Revocation, json: bool, now: OffsetDateTime) -> anyhow::Result<()> {
+    let record = outcome.record();
+    let already = matches!(outcome, Revocation::AlreadyRevoked(_));
+    if json {
+        return print_json(&json!({
+            "outcome": if already { "already_revoked" } else { "revoked" },
+            "record": view(record, now),
+        }));
+    }
+    let at = record.revoked_at.map(rfc3339).unwrap_or_default();
+    if already {
+        println!(
+            "{} ({}) was already revoked at {at}",
+            record.id, record.label
+        );
+    } else {
+        println!("revoked {} ({}) at {at}", record.id, record.label);
+    }
+    Ok(())
+}
+
+async fn import(
+    file: &PathBuf,
+    json: bool,
+    db: &DatabaseArgs,
+    now: OffsetDateTime,
+) -> anyhow::Result<u8> {
+    let mut text = String::new();
+    if file.as_os_str() == "-" {
+        std::io::stdin().read_to_string(&mut text)
+    } else {
+        std::fs::File::open(file).and_then(|mut f| f.read_to_string(&mut text))
+    }
+    .with_context(|| format!("cannot read {}", file.display()))?;
+    let rows = keystore::parse_import(&text).with_context(|| format!("{}", file.display()))?;
+    let store = db.open().await?;
+    let outcome = keystore::import_keys(&*store, rows, now).await?;
+    if json {
+        print_json(
+            &json!({ "imported": outcome.imported, "duplicate_lines": outcome.duplicates }),
+        )?;
+    } else {
+        println!(
+            "imported {} keys; {} already in the store (lines {:?})",
+            outcome.imported.len(),
+            outcome.duplicates.len(),
+            outcome.duplicates
+        );
+    }
+    Ok(0)
+}
+
+fn view(r: &KeyRecord, now: OffsetDateTime) -> serde_json::Value {
+    let mut v = serde_json::to_value(r).unwrap_or_default();
+    v["state"] = json!(r.state(now));
+    v["rate_limit_per_minute"] = json!(r.key_type.requests_per_minute());
+    v
+}
+
+fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    serde_json::to_writer_pretty(&mut out, value)?;
+    writeln!(out)?;
+    Ok(())
+}
+
+fn state_text(r: &KeyRecord, now: OffsetDateTime) -> String {
+    match (r.state(now), r.revoked_at) {
+        (KeyState::Active, Some(at)) => format!("active (revokes {})", rfc3339(at)),
+        (state, _) => state.to_string(),
+    }
+}
+
+fn print_table(keys: &[KeyRecord], now: OffsetDateTime) -> anyhow::Result<()> {
+    let rows: Vec<[String; 7]> = keys
+        .iter()
+        .map(|k| {
+            [
+                k.id.clone(),
+                k.name.clone(),
+                k.owner_email.clone(),
+                k.key_type.to_string(),
+                k.label.clone(),
+                state_text(k, now),
+                k.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"].map(String::from);
+    let mut widths = header.clone().map(|h| h.chars().count());
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    let mut out = std::io::stdout().lock();
+    for row in std::iter::once(&header).chain(&rows) {
+        let line: Vec<String> = row
+            .iter()
+            .zip(widths)
+            .map(|(cell, w)| format!("{cell:<w$}"))
+            .collect();
+        writeln!(out, "{}", line.join("  ").trim_end())?;
+    }
+    Ok(())
+}
+
+fn print_details(k: &KeyRecord, now: OffsetDateTime) -> anyhow::Result<()> {
+    let opt = |t: Option<OffsetDateTime>| t.map(rfc3339).unwrap_or_else(|| "-".into());
+    let list = |v: &[String]| {
+        if v.is_empty() {
+            "-".to_string()
+        } else {
+            v.join(", ")
+        }
+    };
+    let ips: Vec<String> = k.allowed_ips.iter().map(ToString::to_string).collect();
+    let mut out = std::io::stdout().lock();
+    let fields = [
+        ("id", k.id.clone()),
+        ("name", k.name.clone()),
+        ("label", k.label.clone()),
+        ("owner", format!("{} ({})", k.owner_email, k.owner_id)),
+        ("team", k.team.clone().unwrap_or_else(|| "-".into())),
+        ("type", k.key_type.to_string()),
+        (
+            "rate limit",
+            format!("{} requests/min", k.key_type.requests_per_minute()),
+        ),
+        ("scopes", list(&k.scopes)),
+        ("allowed IPs", list(&ips)),
+        (
+            "credit limit",
+            k.credit_limit.map_or("-".into(), |l| l.to_string()),
+        ),
+        ("usage", k.usage.to_string()),
+        ("state", state_text(k, now)),
+        ("created", rfc3339(k.created_at)),
+        ("last used", opt(k.last_used_at)),
+        ("expires", opt(k.expires_at)),
+        ("revoked", opt(k.revoked_at)),
+        (
+            "reason",
+            k.revocation_reason.clone().unwrap_or_else(|| "-".into()),
+        ),
+        ("sha256", k.key_hash.to_hex()),
+    ];
+    for (name, value) in fields {
+        writeln!(out, "{name:<13}{value}")?;
+    }
+    Ok(())
+}

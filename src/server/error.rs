@@ -1,0 +1,66 @@
+//! Every error status the service answers with, and its JSON body.
+
+use axum::Json;
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+
+/// A request that did not succeed.
+#[derive(Debug)]
+pub enum ApiError {
+    /// Missing, malformed, unknown, revoked or expired key: one answer for
+    /// all, so a caller learns nothing about which.
+    Unauthorized,
+    /// The caller's address is not on the key's allowlist.
+    IpNotAllowed,
+    /// Over the key type's rate limit; retry after this many seconds.
+    RateLimited { retry_after_secs: u64 },
+    /// The store cannot be reached; retry later.
+    Unavailable,
+    /// Anything else that went wrong on our side.
+    Internal,
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let (status, message, retry_after) = match self {
+            ApiError::Unauthorized => {
+                (StatusCode::UNAUTHORIZED, "Invalid or missing API key", None)
+            }
+            ApiError::IpNotAllowed => (
+                StatusCode::FORBIDDEN,
+                "This API key may not be used from this IP address",
+                None,
+            ),
+            ApiError::RateLimited { retry_after_secs } => (
+                StatusCode::TOO_MANY_REQUESTS,
+                "Rate limit exceeded for this API key",
+                Some(retry_after_secs.max(1)),
+            ),
+            ApiError::Unavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "The key store is unavailable; try again shortly",
+                Some(5),
+            ),
+            ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None),
+        };
+        let body = json!({ "error": { "code": status.as_u16(), "message": message } });
+        let mut response = (status, Json(body)).into_response();
+        if let Some(secs) = retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+        }
+        response
+    }
+}
+
+impl From<crate::keystore::StoreError> for ApiError {
+    fn from(e: crate::keystore::StoreError) -> Self {
+        if e.is_unavailable() {
+            ApiError::Unavailable
+        } else {
+            ApiError::Internal
+        }
+    }
+}

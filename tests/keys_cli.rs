@@ -1,0 +1,275 @@
+//! `keywarden keys …` driven as a user would, on real SQLite and
+//! PostgreSQL stores.
+
+mod common;
+
+use common::db::TestDb;
+use common::{create_key, keywarden};
+use predicates::prelude::*;
+use serde_json::Value;
+
+fn keys(db: &TestDb, args: &[&str]) -> assert_cmd::assert::Assert {
+    keywarden()
+        .arg("keys")
+        .args(args)
+        .args(["--database-url", db.url()])
+        .assert()
+}
+
+fn list_json(db: &TestDb, args: &[&str]) -> Vec<Value> {
+    let out = keys(db, &[&["list", "--json"], args].concat()).success();
+    serde_json::from_slice::<Value>(&out.get_output().stdout)
+        .unwrap()
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+#[test]
+fn create_prints_the_key_once_and_nothing_else_holds_it() {
+    let db = TestDb::sqlite();
+    let out = keys(
+        &db,
+        &["create", "--owner", "dev@example.com", "--name", "laptop"],
+    )
+    .success()
+    .stderr(predicate::str::contains("only time the key is shown"));
+    let key = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+    let key = key.trim();
+    assert!(
+        keywarden::keystore::looks_like_key(key.as_bytes()),
+        "{key:?}"
+    );
+    let listed = keys(&db, &["list"]).success();
+    let listed = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert!(
+        listed.contains(&format!("{}...{}", &key[..12], &key[70..])),
+        "{listed}"
+    );
+    assert!(
+        listed.contains("laptop") && listed.contains("active"),
+        "{listed}"
+    );
+    assert!(!listed.contains(&key[9..]));
+    let id = list_json(&db, &[])[0]["id"].as_str().unwrap().to_string();
+    let shown = keys(&db, &["show", &id]).success();
+    let shown = String::from_utf8_lossy(&shown.get_output().stdout).into_owned();
+    assert!(
+        shown.contains("600 requests/min") && !shown.contains(&key[9..]),
+        "{shown}"
+    );
+    let raw = std::fs::read(db.sqlite_path().unwrap()).unwrap();
+    let wal = std::fs::read(db.sqlite_path().unwrap().with_extension("db-wal")).unwrap_or_default();
+    for bytes in [raw, wal] {
+        assert!(!String::from_utf8_lossy(&bytes).contains(&key[9..]));
+    }
+}
+
+#[test]
+fn invalid_key_requests_fail_with_the_reason_and_store_nothing() {
+    let db = TestDb::sqlite();
+    let cases: [(&[&str], &str); 5] = [
+        (&["--type", "ephemeral"], "must have an expiry"),
+        (&["--type", "scoped"], "--scope"),
+        (&["--allow-ip", "10.0.0.0/33"], "not an IP address or CIDR"),
+        (&["--expires", "yesterday"], "neither a duration"),
+        (&["--type", "admin"], "unknown key type"),
+    ];
+    for (extra, reason) in cases {
+        keys(
+            &db,
+            &[
+                &["create", "--owner", "a@example.com", "--name", "x"],
+                extra,
+            ]
+            .concat(),
+        )
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains(reason));
+    }
+    keys(&db, &["create", "--owner", "nobody", "--name", "x"])
+        .code(2)
+        .stderr(predicate::str::contains("not an email address"));
+    assert!(list_json(&db, &[]).is_empty());
+}
+
+#[test]
+fn env_var_picks_the_database() {
+    let db = TestDb::sqlite();
+    keywarden()
+        .args([
+            "keys",
+            "create",
+            "--owner",
+            "a@example.com",
+            "--name",
+            "env",
+        ])
+        .env("KEYWARDEN_DATABASE_URL", db.url())
+        .assert()
+        .success();
+    assert_eq!(list_json(&db, &[])[0]["name"], "env");
+}
+
+fn revoke_by_id_and_by_stdin_is_idempotent(db: TestDb) {
+    let (key, record) = create_key(db.url(), &["--owner", "a@example.com", "--name", "k"]);
+    let id = record["id"].as_str().unwrap();
+    keys(&db, &["revoke", id, "--reason", "leaked in CI logs"])
+        .success()
+        .stdout(predicate::str::starts_with(format!("revoked {id}")));
+    keywarden()
+        .args(["keys", "revoke", "--key-stdin", "--database-url", db.url()])
+        .write_stdin(format!("{key}\n"))
+        .assert()
+        .success()
+        .stdout(predicate::str::contains("already revoked"));
+    let listed = list_json(&db, &["--state", "revoked"]);
+    assert_eq!(listed.len(), 1);
+    assert_eq!(listed[0]["revocation_reason"], "leaked in CI logs");
+    keys(&db, &["revoke", "key_doesnotexist"])
+        .code(2)
+        .stderr(predicate::str::contains("no key with id"));
+}
+
+#[test]
+fn revoke_by_id_and_by_stdin_is_idempotent_on_sqlite() {
+    revoke_by_id_and_by_stdin_is_idempotent(TestDb::sqlite());
+}
+
+#[tokio::test]
+async fn revoke_by_id_and_by_stdin_is_idempotent_on_postgres() {
+    let db = TestDb::postgres().await;
+    tokio::task::spawn_blocking(move || revoke_by_id_and_by_stdin_is_idempotent(db))
+        .await
+        .unwrap();
+}
+
+/// Two processes revoke one key at the same moment: one wins, the other
+/// is told it was already revoked, and one revocation record exists.
+async fn two_processes_revoke_one_key_once(db: TestDb) {
+    let (_, record) = create_key(db.url(), &["--owner", "a@example.com", "--name", "k"]);
+    let id = record["id"].as_str().unwrap().to_string();
+    let bin = assert_cmd::cargo::cargo_bin("keywarden");
+    let children: Vec<_> = (0..4)
+        .map(|_| {
+            std::process::Command::new(&bin)
+                .args(["keys", "revoke", &id, "--json", "--database-url", db.url()])
+                .stdout(std::process::Stdio::piped())
+                .spawn()
+                .unwrap()
+        })
+        .collect();
+    let mut outcomes: Vec<String> = children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().unwrap();
+            assert!(out.status.success());
+            let v: Value = serde_json::from_slice(&out.stdout).unwrap();
+            v["outcome"].as_str().unwrap().to_string()
+        })
+        .collect();
+    outcomes.sort();
+    assert_eq!(
+        outcomes,
+        [
+            "already_revoked",
+            "already_revoked",
+            "already_revoked",
+            "revoked"
+        ]
+    );
+    let rows = db
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM revocations WHERE key_id = '{id}'"
+        ))
+        .await;
+    assert_eq!(rows, [1]);
+}
+
+#[tokio::test]
+async fn two_processes_revoke_one_key_once_on_sqlite() {
+    two_processes_revoke_one_key_once(TestDb::sqlite()).await;
+}
+
+#[tokio::test]
+async fn two_processes_revoke_one_key_once_on_postgres() {
+    two_processes_revoke_one_key_once(TestDb::postgres().await).await;
+}
+
+#[test]
+fn rotate_with_grace_keeps_the_old_key_until_then() {
+    let db = TestDb::sqlite();
+    let (old_key, record) = create_key(
+        db.url(),
+        &[
+            "--owner",
+            "a@example.com",
+            "--name",
+            "svc",
+            "--type",
+            "read-only",
+        ],
+    );
+    let id = record["id"].as_str().unwrap();
+    let out = keys(&db, &["rotate", id, "--grace", "1h", "--json"]).success();
+    let v: Value = serde_json::from_slice(&out.get_output().stdout).unwrap();
+    let new_key = v["key"].as_str().unwrap();
+    assert_ne!(new_key, old_key);
+    assert_eq!(v["record"]["type"], "read-only");
+    let server = common::server::Server::start(db.url(), &[]);
+    assert_eq!(
+        common::server::key_info(&server, &old_key).status,
+        200,
+        "grace period"
+    );
+    assert_eq!(common::server::key_info(&server, new_key).status, 200);
+    let listed = keys(&db, &["list"]).success();
+    let listed = String::from_utf8_lossy(&listed.get_output().stdout).into_owned();
+    assert!(listed.contains("active (revokes"), "{listed}");
+    // Rotating the new key without grace revokes it at once.
+    let new_id = v["record"]["id"].as_str().unwrap();
+    keys(&db, &["rotate", new_id]).success();
+    assert_eq!(common::server::key_info(&server, new_key).status, 401);
+}
+
+#[test]
+fn import_reads_csv_and_jsonl_and_a_bad_line_writes_nothing() {
+    let db = TestDb::sqlite();
+    let (k1, k2, k3) = (common::gen_key(), common::gen_key(), common::gen_key());
+    let h2 = keywarden::secret::sha256_hex(k2.as_bytes());
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("keys.csv");
+    std::fs::write(
+        &csv,
+        format!("key,sha256,name,owner_email\n{k1},,one,a@example.com\n,{h2},two,b@example.com\n"),
+    )
+    .unwrap();
+    keys(&db, &["import", csv.to_str().unwrap()])
+        .success()
+        .stdout(predicate::str::contains("imported 2 keys"));
+    keys(&db, &["import", csv.to_str().unwrap()])
+        .success()
+        .stdout(predicate::str::contains("imported 0 keys; 2 already"));
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(
+        &bad,
+        format!(
+            "{{\"key\":\"{k3}\",\"name\":\"three\",\"owner_email\":\"c@example.com\"}}\n\
+             {{\"key\":\"{k3}x\",\"name\":\"four\",\"owner_email\":\"c@example.com\"}}\n"
+        ),
+    )
+    .unwrap();
+    keys(&db, &["import", bad.to_str().unwrap()])
+        .code(2)
+        .stderr(predicate::str::contains("line 2"))
+        .stderr(predicate::str::contains(&k3[9..]).not());
+    assert_eq!(
+        list_json(&db, &[]).len(),
+        2,
+        "nothing of the bad file is written"
+    );
+    let server = common::server::Server::start(db.url(), &[]);
+    assert_eq!(common::server::key_info(&server, &k1).status, 200);
+    assert_eq!(common::server::key_info(&server, &k2).status, 200);
+}
