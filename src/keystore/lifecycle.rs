@@ -248,7 +248,7 @@ impl RawRow {
             .map(ListField::items)
             .unwrap_or_default()
             .iter()
-            .map(|s| parse_cidr(s).map_err(|e| err(e)))
+            .map(|s| parse_cidr(s).map_err(&err))
             .collect::<Result<Vec<_>, _>>()?;
         let non_empty = |s: Option<String>| s.filter(|s| !s.trim().is_empty());
         let spec = KeySpec {
