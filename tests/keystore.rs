@@ -164,9 +164,9 @@ on_both_backends! {
         assert_eq!(got, want);
         let later = t0 + Duration::minutes(10);
         let expired = ListFilter { owner_email: None, state: Some(KeyState::Expired) };
-        assert_eq!(ids(store.list(&expired, later).await.unwrap()), [c.id.clone()]);
+        assert_eq!(ids(store.list(&expired, later).await.unwrap()), [c.id.as_str()]);
         let revoked = ListFilter { owner_email: None, state: Some(KeyState::Revoked) };
-        assert_eq!(ids(store.list(&revoked, later).await.unwrap()), [b.id.clone()]);
+        assert_eq!(ids(store.list(&revoked, later).await.unwrap()), [b.id.as_str()]);
     }
 
     async fn a_schema_newer_than_the_binary_is_refused(db: TestDb) {
