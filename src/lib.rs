@@ -12,3 +12,4 @@ pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod sources;
+pub mod verify;

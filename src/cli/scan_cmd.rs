@@ -10,6 +10,7 @@ use keywarden::report::{self, Format, ReportContext};
 use keywarden::rules::{self, RuleSet};
 use keywarden::scan::{Baseline, ScanResult, ScanStats, Scanner};
 use keywarden::sources::fs::WalkOptions;
+use keywarden::verify::{self, VerifyOptions};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -84,6 +85,24 @@ pub struct ReportArgs {
     /// No progress line and no summary on stderr.
     #[arg(long, short = 'q')]
     pub quiet: bool,
+
+    /// Ask each secret's provider whether it still works (rules with a
+    /// verification, e.g. OpenRouter's `GET /api/v1/key`) and mark findings
+    /// live, invalid or unknown. Sends each distinct secret once, only to
+    /// the rule's host (or `--verify-url`).
+    #[arg(long)]
+    pub verify: bool,
+
+    /// Base URL for `--verify` instead of the rule's (default
+    /// https://openrouter.ai), e.g. a gateway or a local `keywarden serve`.
+    #[arg(long, value_name = "URL", requires = "verify",
+          value_parser = |s: &str| rules::check_base_url(s).map(|()| s.to_string()))]
+    pub verify_url: Option<String>,
+
+    /// Seconds each verification may take.
+    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "verify",
+          value_parser = clap::value_parser!(u64).range(1..=120))]
+    pub verify_timeout: u64,
 }
 
 fn parse_extra_report(s: &str) -> Result<(Format, PathBuf), String> {
@@ -240,6 +259,29 @@ pub fn finish_scan(
     }
     if let Some(b) = baseline {
         result.apply_baseline(b);
+    }
+    if args.verify {
+        let options = VerifyOptions {
+            base_url: args.verify_url.clone(),
+            timeout: Duration::from_secs(args.verify_timeout),
+            ..VerifyOptions::default()
+        };
+        let s = verify::verify_findings(&mut result.findings, &rule_set.rules, &options);
+        if !args.quiet {
+            eprintln!(
+                "keywarden: verified {} distinct secret{}: {} live, {} invalid, {} unknown{}",
+                s.checked,
+                if s.checked == 1 { "" } else { "s" },
+                s.live,
+                s.invalid,
+                s.unknown,
+                if s.unverifiable > 0 {
+                    format!("; {} findings have no verification", s.unverifiable)
+                } else {
+                    String::new()
+                }
+            );
+        }
     }
     let ctx = ReportContext {
         rules: &rule_set.rules,

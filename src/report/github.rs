@@ -33,12 +33,18 @@ pub(super) fn write(
             escape_property(&format!("keywarden: {}", f.rule_id)),
             escape_data(&match &f.commit {
                 Some(c) => format!(
-                    "{} {} found ({})",
+                    "{} {} found{} ({})",
                     f.description,
                     ctx.secret_text(f),
+                    super::verification_note(f),
                     super::commit::one_line(c)
                 ),
-                None => format!("{} {} found", f.description, ctx.secret_text(f)),
+                None => format!(
+                    "{} {} found{}",
+                    f.description,
+                    ctx.secret_text(f),
+                    super::verification_note(f)
+                ),
             }),
         )?;
     }

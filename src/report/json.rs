@@ -23,6 +23,9 @@ struct JsonFinding<'a> {
     commit: Option<JsonCommit<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
     blob: Option<&'a str>,
+    /// `live`, `invalid` or `unknown` when `--verify` ran.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    verification: Option<&'static str>,
 }
 
 #[derive(Serialize)]
@@ -55,6 +58,7 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
             message: &c.summary,
         }),
         blob: f.blob.as_deref(),
+        verification: f.verification.map(|v| v.as_str()),
     }
 }
 

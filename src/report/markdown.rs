@@ -25,15 +25,21 @@ pub(super) fn write(
         "### keywarden: {n} secret{} found\n",
         if n == 1 { "" } else { "s" }
     )?;
-    writeln!(out, "| Rule | File | Line | Commit | Secret |")?;
-    writeln!(out, "|---|---|---|---|---|")?;
+    let verified = findings.iter().any(|f| f.verification.is_some());
+    if verified {
+        writeln!(out, "| Rule | File | Line | Commit | Secret | Status |")?;
+        writeln!(out, "|---|---|---|---|---|---|")?;
+    } else {
+        writeln!(out, "| Rule | File | Line | Commit | Secret |")?;
+        writeln!(out, "|---|---|---|---|---|")?;
+    }
     for f in findings {
         let commit = f
             .commit
             .as_ref()
             .map(|c| format!("`{}`", &c.id[..c.id.len().min(12)]))
             .unwrap_or_default();
-        writeln!(
+        write!(
             out,
             "| {} | `{}` | {} | {} | `{}` |",
             cell(&f.rule_id),
@@ -42,6 +48,11 @@ pub(super) fn write(
             commit,
             cell(&ctx.secret_text(f))
         )?;
+        if verified {
+            let status = f.verification.map_or("not verifiable", |v| v.as_str());
+            write!(out, " {status} |")?;
+        }
+        writeln!(out)?;
     }
     writeln!(out)
 }

@@ -56,6 +56,14 @@ pub struct ReportContext<'a> {
     pub show_secrets: bool,
 }
 
+/// ` (verified live)` and the like, for one-line messages; empty when the
+/// finding was not verified.
+pub(crate) fn verification_note(f: &Finding) -> String {
+    f.verification
+        .map(|v| format!(" (verified {v})"))
+        .unwrap_or_default()
+}
+
 impl ReportContext<'_> {
     /// The secret as this report shows it.
     pub(crate) fn secret_text(&self, f: &Finding) -> String {

@@ -146,21 +146,34 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
             Message::builder()
                 .text(match &f.commit {
                     Some(c) => format!(
-                        "{} found: {} ({})",
+                        "{} found: {}{} ({})",
                         f.description,
                         ctx.secret_text(f),
+                        super::verification_note(f),
                         super::commit::one_line(c)
                     ),
-                    None => format!("{} found: {}", f.description, ctx.secret_text(f)),
+                    None => format!(
+                        "{} found: {}{}",
+                        f.description,
+                        ctx.secret_text(f),
+                        super::verification_note(f)
+                    ),
                 })
                 .build(),
         )
         .locations(vec![location])
         .partial_fingerprints(fingerprints);
-    match rules.iter().position(|r| r.id == f.rule_id) {
+
+    let mut result = match rules.iter().position(|r| r.id == f.rule_id) {
         Some(i) => builder.rule_index(i as i64).build(),
         None => builder.build(),
+    };
+    if let Some(v) = f.verification {
+        let mut props = BTreeMap::new();
+        props.insert("verification".to_string(), serde_json::json!(v.as_str()));
+        result.properties = Some(PropertyBag::builder().additional_properties(props).build());
     }
+    result
 }
 
 pub(super) fn write(

@@ -10,6 +10,7 @@ const PATH: Style = Style::new().bold().underline();
 const PLACE: Style = AnsiColor::Cyan.on_default();
 const SECRET: Style = AnsiColor::Yellow.on_default().bold();
 const DIM: Style = Style::new().dimmed();
+const LIVE: Style = AnsiColor::Red.on_default().bold();
 
 fn severity_style(s: Severity) -> Style {
     match s {
@@ -43,6 +44,13 @@ pub(super) fn write(
             f.rule_id,
             ctx.secret_text(f)
         )?;
+        if let Some(v) = f.verification {
+            let style = match v {
+                crate::scan::Liveness::Live => LIVE,
+                _ => DIM,
+            };
+            write!(out, "  {style}[{v}]{style:#}")?;
+        }
         if f.binary {
             write!(out, "  {DIM}(binary file){DIM:#}")?;
         }

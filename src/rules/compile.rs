@@ -1,8 +1,8 @@
 //! Turns rule specs into checked rules: every check that can name a line.
 
 use super::error::RuleError;
-use super::model::{Allowlist, Rule, RuleOrigin, Severity};
-use super::spec::{AllowlistSpec, RuleSpec};
+use super::model::{Allowlist, Rule, RuleOrigin, Severity, Verifier};
+use super::spec::{AllowlistSpec, RuleSpec, VerifySpec};
 use globset::{GlobBuilder, GlobSetBuilder};
 use regex_automata::meta;
 use regex_automata::util::syntax;
@@ -80,6 +80,11 @@ pub(crate) fn compile_rule(spec: Spanned<RuleSpec>, src: &Source<'_>) -> Result<
         None => Allowlist::default(),
     };
 
+    let verify = match spec.verify {
+        Some(v) => Some(compile_verifier(v, src).map_err(|e| prefix_rule(e, &id))?),
+        None => None,
+    };
+
     Ok(Rule {
         id,
         description: spec.description.trim().to_string(),
@@ -93,8 +98,80 @@ pub(crate) fn compile_rule(spec: Spanned<RuleSpec>, src: &Source<'_>) -> Result<
         allowlist,
         examples: spec.examples,
         negative_examples: spec.negative_examples,
+        verify,
         origin: src.origin.clone(),
     })
+}
+
+/// Checks a `[rules.verify]` table: an http(s) base, a URL of the form
+/// `{base}/path` without the secret, and `Name: value` headers that carry
+/// `{secret}`.
+fn compile_verifier(spec: Spanned<VerifySpec>, src: &Source<'_>) -> Result<Verifier, RuleError> {
+    let span = spec.span();
+    let spec = spec.into_inner();
+    let base = spec.base.get_ref().trim_end_matches('/').to_string();
+    check_base_url(&base).map_err(|reason| src.error(spec.base.span(), reason))?;
+    let url = spec.url.get_ref();
+    let path = match url.strip_prefix("{base}") {
+        Some(path) if path.starts_with('/') && !path.contains('{') => path.to_string(),
+        _ => {
+            return Err(src.error(
+                spec.url.span(),
+                "verify.url must be '{base}/path' and may not hold {secret} (secrets go in headers)",
+            ));
+        }
+    };
+    let mut headers = Vec::new();
+    for h in &spec.headers {
+        let parsed = h
+            .get_ref()
+            .split_once(':')
+            .map(|(n, v)| (n.trim().to_string(), v.trim().to_string()))
+            .filter(|(n, v)| {
+                !n.is_empty()
+                    && n.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-')
+                    && !v.is_empty()
+            });
+        match parsed {
+            Some(header) => headers.push(header),
+            None => return Err(src.error(h.span(), "verify header must be 'Name: value'")),
+        }
+    }
+    if !headers.iter().any(|(_, v)| v.contains("{secret}")) {
+        return Err(src.error(
+            span,
+            "verify.headers must send the secret: use {secret} in one",
+        ));
+    }
+    if spec.live.is_empty() || spec.live.iter().any(|s| spec.invalid.contains(s)) {
+        return Err(src.error(
+            span,
+            "verify.live must list statuses, none of them also in verify.invalid",
+        ));
+    }
+    Ok(Verifier {
+        base,
+        path,
+        headers,
+        live: spec.live,
+        invalid: spec.invalid,
+    })
+}
+
+/// An `http://` or `https://` URL with a host and nothing after it but an
+/// optional path prefix.
+pub fn check_base_url(base: &str) -> Result<(), String> {
+    let rest = base
+        .strip_prefix("https://")
+        .or_else(|| base.strip_prefix("http://"))
+        .ok_or_else(|| format!("verify base '{base}' must start with https:// or http://"))?;
+    let host = rest.split('/').next().unwrap_or("");
+    if host.is_empty() || rest.contains(['?', '#', '@', ' ']) {
+        return Err(format!(
+            "verify base '{base}' must be scheme://host[:port][/prefix] without credentials, query or fragment"
+        ));
+    }
+    Ok(())
 }
 
 fn prefix_rule(e: RuleError, id: &str) -> RuleError {

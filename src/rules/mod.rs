@@ -11,8 +11,9 @@ mod error;
 mod model;
 mod spec;
 
+pub use compile::check_base_url;
 pub use error::RuleError;
-pub use model::{Allowlist, Rule, RuleOrigin, Severity};
+pub use model::{Allowlist, Rule, RuleOrigin, Severity, Verifier};
 
 use compile::{Source, compile_allowlist, compile_rule};
 use spec::DocumentSpec;

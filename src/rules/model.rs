@@ -126,7 +126,24 @@ pub struct Rule {
     pub allowlist: Allowlist,
     pub examples: Vec<String>,
     pub negative_examples: Vec<String>,
+    /// How `--verify` checks a secret of this rule, if it can.
+    pub verify: Option<Verifier>,
     pub origin: RuleOrigin,
+}
+
+/// A liveness check for a rule's secrets: `GET {base}{path}` with the
+/// secret in a header. The secret never goes into the URL, and only to the
+/// base's host.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Verifier {
+    /// The default base URL, e.g. `https://openrouter.ai`.
+    pub base: String,
+    /// The path after the base, e.g. `/api/v1/key`.
+    pub path: String,
+    /// Header names and value templates holding `{secret}`.
+    pub headers: Vec<(String, String)>,
+    pub live: Vec<u16>,
+    pub invalid: Vec<u16>,
 }
 
 impl Rule {

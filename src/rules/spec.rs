@@ -37,6 +37,24 @@ pub(crate) struct RuleSpec {
     pub examples: Vec<String>,
     #[serde(default)]
     pub negative_examples: Vec<String>,
+    #[serde(default)]
+    pub verify: Option<Spanned<VerifySpec>>,
+}
+
+/// How to ask a provider whether a found secret works (`--verify`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct VerifySpec {
+    /// `{base}/path`: where the check goes; never holds `{secret}`.
+    pub url: Spanned<String>,
+    /// Default base URL (`--verify-url` replaces it).
+    pub base: Spanned<String>,
+    /// `Name: value` headers; `{secret}` is replaced by the secret.
+    pub headers: Vec<Spanned<String>>,
+    /// Statuses meaning the secret works.
+    pub live: Vec<u16>,
+    /// Statuses meaning it does not (revoked or invalid).
+    pub invalid: Vec<u16>,
 }
 
 #[derive(Debug, Default, Deserialize)]

@@ -92,6 +92,7 @@ impl Sink for Collector<'_> {
                 binary: unit.binary,
                 commit: commit.clone(),
                 blob: blob.clone(),
+                verification: None,
             });
         }
         self.stats.findings.fetch_add(found.len() as u64, Relaxed);

@@ -31,6 +31,35 @@ pub struct Finding {
     pub commit: Option<Arc<CommitInfo>>,
     /// For git sources: the blob holding the secret.
     pub blob: Option<String>,
+    /// Whether the secret still works, when `--verify` asked.
+    pub verification: Option<Liveness>,
+}
+
+/// The answer of a rule's liveness check for a secret.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Liveness {
+    /// The provider accepted the secret: it works.
+    Live,
+    /// The provider refused it: revoked or never valid.
+    Invalid,
+    /// No clear answer (network error, timeout, another status).
+    Unknown,
+}
+
+impl Liveness {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Liveness::Live => "live",
+            Liveness::Invalid => "invalid",
+            Liveness::Unknown => "unknown",
+        }
+    }
+}
+
+impl std::fmt::Display for Liveness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
 }
 
 /// The fingerprint of a secret found by `rule_id` in `path`.

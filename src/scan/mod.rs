@@ -14,7 +14,7 @@ mod staged;
 pub use history::HistoryOptions;
 
 pub use baseline::{Baseline, BaselineError};
-pub use finding::{Finding, fingerprint, sort_findings};
+pub use finding::{Finding, Liveness, fingerprint, sort_findings};
 
 use crate::matcher::{Matcher, MatcherError};
 use crate::rules::{Allowlist, RuleSet};

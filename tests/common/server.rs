@@ -98,3 +98,49 @@ pub fn key_info(server: &Server, key: &str) -> Reply {
         &[("Authorization", &format!("Bearer {key}"))],
     )
 }
+
+/// A minimal HTTP/1.1 server on loopback standing in for a provider we
+/// cannot reach from here: it records each request's head and answers
+/// with `reply` (a whole HTTP response), or never answers when `reply`
+/// is `None`.
+pub struct StandIn {
+    pub base: String,
+    pub requests: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+}
+
+impl StandIn {
+    pub fn start(reply: Option<&'static str>) -> StandIn {
+        use std::io::{Read, Write};
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let requests = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let seen = requests.clone();
+        std::thread::spawn(move || {
+            for stream in listener.incoming() {
+                let Ok(mut stream) = stream else { break };
+                let seen = seen.clone();
+                std::thread::spawn(move || {
+                    let mut head = Vec::new();
+                    let mut byte = [0u8; 1];
+                    while !head.ends_with(b"\r\n\r\n") && stream.read(&mut byte).unwrap_or(0) == 1 {
+                        head.push(byte[0]);
+                    }
+                    seen.lock()
+                        .unwrap()
+                        .push(String::from_utf8_lossy(&head).into_owned());
+                    match reply {
+                        Some(r) => {
+                            let _ = stream.write_all(r.as_bytes());
+                        }
+                        None => std::thread::sleep(std::time::Duration::from_secs(30)),
+                    }
+                });
+            }
+        });
+        StandIn { base, requests }
+    }
+
+    pub fn requests(&self) -> Vec<String> {
+        self.requests.lock().unwrap().clone()
+    }
+}
