@@ -5,6 +5,7 @@ mod git_cmd;
 mod history_cmd;
 mod keys_cmd;
 mod output;
+mod partner_cmd;
 mod progress;
 mod rules_cmd;
 mod scan_cmd;
@@ -47,8 +48,12 @@ enum Command {
     /// Manage API keys in the key store (create, list, revoke, rotate, import).
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
-    /// Run the HTTP service (the key check `GET /api/v1/key`).
+    /// Run the HTTP service: the key check `GET /api/v1/key` and the GitHub
+    /// secret-scanning partner endpoint.
     Serve(serve_cmd::ServeArgs),
+    /// Rehearse GitHub's secret-scanning reports (keygen, sign, send).
+    #[command(subcommand)]
+    Partner(partner_cmd::PartnerCommand),
 }
 
 /// Flags shared by every command that loads rules.
@@ -78,6 +83,7 @@ pub fn run() -> ExitCode {
         Command::Rules(cmd) => rules_cmd::run(cmd),
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
+        Command::Partner(cmd) => partner_cmd::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -4,8 +4,12 @@ use super::keys_cmd::DatabaseArgs;
 use anyhow::Context;
 use clap::Args;
 use ipnet::IpNet;
-use keywarden::server::{self, AppState, ServerConfig};
+use keywarden::partner::{GithubKeys, KeySource};
+use keywarden::server::{self, AppState, DEFAULT_PARTNER_PATH, ServerConfig};
 use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -16,28 +20,90 @@ pub struct ServeArgs {
     /// repeatable. Without it the socket address is the client.
     #[arg(long = "trusted-proxy", value_name = "CIDR", value_parser = keywarden::keystore::parse_cidr)]
     trusted_proxies: Vec<IpNet>,
+    /// Path of the GitHub secret-scanning partner endpoint.
+    #[arg(long, default_value = DEFAULT_PARTNER_PATH, value_name = "PATH",
+          value_parser = |s: &str| if s.starts_with('/') && !s.contains(['{', '}', '*']) {
+              Ok(s.to_string())
+          } else {
+              Err("must start with / and hold no {, } or *".to_string())
+          })]
+    partner_path: String,
+    /// GitHub API base URL for its secret-scanning public keys (GitHub
+    /// Enterprise: `https://HOST/api/v3`). A token in KEYWARDEN_GITHUB_TOKEN
+    /// avoids unauthenticated rate limits.
+    #[arg(
+        long,
+        env = "KEYWARDEN_GITHUB_API_URL",
+        default_value = "https://api.github.com",
+        value_name = "URL"
+    )]
+    github_api_url: String,
+    /// Trust the public keys in FILE (the JSON GitHub's endpoint returns)
+    /// instead of fetching them.
+    #[arg(long, value_name = "FILE", conflicts_with = "github_api_url")]
+    github_keys_file: Option<PathBuf>,
+    /// Least time between key refreshes caused by unknown key identifiers.
+    #[arg(long, value_name = "DURATION", default_value = "60s",
+          value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    github_keys_refresh_interval: Duration,
+    #[arg(
+        long,
+        env = "KEYWARDEN_GITHUB_TOKEN",
+        hide = true,
+        hide_env_values = true
+    )]
+    github_token: Option<String>,
+    /// Log filter (`info`, `debug`, `keywarden=debug,…`); logs go to stderr.
+    #[arg(
+        long,
+        env = "KEYWARDEN_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    log: String,
     #[command(flatten)]
     db: DatabaseArgs,
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
+        .with_context(|| format!("bad --log filter {:?}", args.log))?;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(false)
+        .init();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;
     runtime.block_on(async move {
         let store = args.db.open().await?;
+        let source = match &args.github_keys_file {
+            Some(path) => KeySource::File(path.clone()),
+            None => KeySource::github(&args.github_api_url, args.github_token.clone())?,
+        };
+        let github_keys = Arc::new(GithubKeys::new(source, args.github_keys_refresh_interval));
+        // A keys file is the operator's own: a bad one stops the start.
+        // GitHub's keys load in the background (503 to reports until then).
+        if args.github_keys_file.is_some() {
+            let n = github_keys.load().await?;
+            tracing::info!(keys = n, "trusting GitHub public keys from file");
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "keywarden: serving on http://{addr} (key store: {})",
-            store.backend()
+            "keywarden: serving on http://{addr} (key store: {}; partner endpoint: {})",
+            store.backend(),
+            args.partner_path
         );
         let state = AppState::new(
             store,
+            github_keys,
             ServerConfig {
                 trusted_proxies: args.trusted_proxies,
+                partner_path: args.partner_path,
             },
         );
         server::serve(listener, state, shutdown_signal()).await?;

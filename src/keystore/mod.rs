@@ -21,4 +21,4 @@ pub use lifecycle::{
     rotate_key,
 };
 pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError, rfc3339};
-pub use store::{KeyStore, ListFilter, Revocation, open_store};
+pub use store::{KeyStore, LeakOutcome, LeakReport, ListFilter, Revocation, open_store};

@@ -3,7 +3,9 @@
 //! [`KeyStore`] implementation once for each pool type.
 
 use super::store::redact_url;
-use super::{KeyHash, KeyRecord, KeyStore, ListFilter, Revocation, StoreError};
+use super::{
+    KeyHash, KeyRecord, KeyStore, LeakOutcome, LeakReport, ListFilter, Revocation, StoreError,
+};
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
 use sqlx::postgres::{PgPool, PgPoolOptions};
@@ -286,6 +288,99 @@ macro_rules! sql_store {
                 Self::insert_in(&mut *tx, new).await?;
                 tx.commit().await?;
                 Ok(())
+            }
+
+            async fn record_leaks(
+                &self,
+                reports: &[LeakReport],
+                at: OffsetDateTime,
+            ) -> Result<Vec<LeakOutcome>, StoreError> {
+                let mut outcomes = vec![LeakOutcome::Unknown; reports.len()];
+                // Which reports name our keys: a plain read, so a batch of
+                // strangers' tokens never takes the write lock.
+                let mut ours: Vec<(usize, String)> = Vec::new();
+                for (i, r) in reports.iter().enumerate() {
+                    let row = sqlx::query("SELECT id FROM keys WHERE key_hash = $1")
+                        .bind(r.hash.to_hex())
+                        .fetch_optional(&self.pool)
+                        .await?;
+                    if let Some(row) = row {
+                        ours.push((i, row.try_get("id")?));
+                    }
+                }
+                if ours.is_empty() {
+                    return Ok(outcomes);
+                }
+                // One lock order for every transaction: no deadlocks between
+                // concurrent deliveries of overlapping batches.
+                ours.sort_by(|a, b| reports[a.0].hash.cmp(&reports[b.0].hash).then(a.0.cmp(&b.0)));
+                let mut tx = self.pool.begin().await?;
+                for (i, key_id) in ours {
+                    let r = &reports[i];
+                    let revoked = sqlx::query(
+                        "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
+                         WHERE key_hash = $3 AND (revoked_at IS NULL OR revoked_at > $1) \
+                         RETURNING owner_email",
+                    )
+                    .bind(unix(at))
+                    .bind(&r.reporter)
+                    .bind(r.hash.to_hex())
+                    .fetch_optional(&mut *tx)
+                    .await?;
+                    let kind = if revoked.is_some() { "revoked" } else { "sighting" };
+                    let incident: i64 = sqlx::query(
+                        "INSERT INTO incidents (key_id, kind, reporter, token_type, url, source, \
+                         request_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         RETURNING id",
+                    )
+                    .bind(&key_id)
+                    .bind(kind)
+                    .bind(&r.reporter)
+                    .bind(&r.token_type)
+                    .bind(&r.url)
+                    .bind(&r.source)
+                    .bind(&r.request_id)
+                    .bind(unix(at))
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get(0)?;
+                    let Some(row) = revoked else {
+                        outcomes[i] = LeakOutcome::AlreadyRevoked { key_id };
+                        continue;
+                    };
+                    let owner_email: String = row.try_get(0)?;
+                    sqlx::query(
+                        "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
+                         VALUES ($1, $2, $3, $2) ON CONFLICT (key_id) DO UPDATE \
+                         SET revoked_at = excluded.revoked_at, reason = excluded.reason",
+                    )
+                    .bind(&key_id)
+                    .bind(unix(at))
+                    .bind(&r.reporter)
+                    .execute(&mut *tx)
+                    .await?;
+                    sqlx::query(
+                        "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
+                         created_at) VALUES ($1, $2, 'key-revoked', $3, $4, $4) \
+                         ON CONFLICT (key_id, kind) DO NOTHING",
+                    )
+                    .bind(&key_id)
+                    .bind(incident)
+                    .bind(&owner_email)
+                    .bind(unix(at))
+                    .execute(&mut *tx)
+                    .await?;
+                    outcomes[i] = LeakOutcome::Revoked { key_id };
+                }
+                tx.commit().await?;
+                Ok(outcomes)
+            }
+
+            async fn outbox_depth(&self) -> Result<i64, StoreError> {
+                let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+                    .fetch_one(&self.pool)
+                    .await?;
+                Ok(row.try_get(0)?)
             }
 
             async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {

@@ -31,6 +31,34 @@ impl Revocation {
     }
 }
 
+/// A report that a key leaked, as recorded with the incident.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeakReport {
+    /// SHA-256 of the reported token.
+    pub hash: KeyHash,
+    /// Who reported it, e.g. `github-secret-scanning` (also the revocation
+    /// reason).
+    pub reporter: String,
+    /// The token type as the reporter named it.
+    pub token_type: String,
+    /// Where it was found.
+    pub url: Option<String>,
+    /// What kind of place (`commit`, `issue_comment`, …).
+    pub source: String,
+    pub request_id: Option<String>,
+}
+
+/// What recording one leak report did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LeakOutcome {
+    /// A working key: revoked now, incident recorded, owner's email queued.
+    Revoked { key_id: String },
+    /// Our key, revoked before: the sighting is recorded, nothing else.
+    AlreadyRevoked { key_id: String },
+    /// Not a key of this store: nothing changed.
+    Unknown,
+}
+
 /// Where keys live. Every method is one transaction: a failure leaves the
 /// store as it was.
 #[async_trait]
@@ -66,6 +94,17 @@ pub trait KeyStore: Send + Sync {
         new: &KeyRecord,
         revoke_old_at: OffsetDateTime,
     ) -> Result<(), StoreError>;
+    /// Records leak reports in one transaction: each working key reported is
+    /// revoked (conditionally, so concurrent deliveries revoke it once),
+    /// with an incident and one queued email to its owner; a key revoked
+    /// before gets a sighting incident only. Outcomes are in input order.
+    async fn record_leaks(
+        &self,
+        reports: &[LeakReport],
+        at: OffsetDateTime,
+    ) -> Result<Vec<LeakOutcome>, StoreError>;
+    /// Emails waiting to be sent.
+    async fn outbox_depth(&self) -> Result<i64, StoreError>;
     /// Records that the key was used at `at`.
     async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 }

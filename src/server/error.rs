@@ -17,13 +17,33 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// The store cannot be reached; retry later.
     Unavailable,
+    /// A partner request whose signature headers are missing or undecodable.
+    BadRequest(String),
+    /// A partner request signed by an unknown key, or not by the key named.
+    SignatureRejected,
+    /// A verified partner body that is not a report.
+    Unprocessable(String),
+    /// GitHub's public keys are not loaded yet: GitHub will retry.
+    KeysUnavailable,
     /// Anything else that went wrong on our side.
     Internal,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let (status, message, retry_after) = match self {
+        let (status, message, retry_after) = match &self {
+            ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.as_str(), None),
+            ApiError::SignatureRejected => (
+                StatusCode::UNAUTHORIZED,
+                "Signature verification failed",
+                None,
+            ),
+            ApiError::Unprocessable(m) => (StatusCode::UNPROCESSABLE_ENTITY, m.as_str(), None),
+            ApiError::KeysUnavailable => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "GitHub's public keys are not loaded yet; try again shortly",
+                Some(30),
+            ),
             ApiError::Unauthorized => {
                 (StatusCode::UNAUTHORIZED, "Invalid or missing API key", None)
             }
@@ -35,7 +55,7 @@ impl IntoResponse for ApiError {
             ApiError::RateLimited { retry_after_secs } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 "Rate limit exceeded for this API key",
-                Some(retry_after_secs.max(1)),
+                Some((*retry_after_secs).max(1)),
             ),
             ApiError::Unavailable => (
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -61,6 +81,16 @@ impl From<crate::keystore::StoreError> for ApiError {
             ApiError::Unavailable
         } else {
             ApiError::Internal
+        }
+    }
+}
+
+impl From<crate::partner::SignatureError> for ApiError {
+    fn from(e: crate::partner::SignatureError) -> Self {
+        use crate::partner::SignatureError as S;
+        match e {
+            S::MissingHeader(_) | S::BadEncoding => ApiError::BadRequest(e.to_string()),
+            S::UnknownKey | S::BadSignature => ApiError::SignatureRejected,
         }
     }
 }

@@ -1,7 +1,9 @@
 //! The state every handler shares: the store, rate limits and settings.
 
+use super::metrics::Metrics;
 use super::rate_limit::RateLimits;
 use crate::keystore::KeyStore;
+use crate::partner::GithubKeys;
 use ipnet::IpNet;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -11,11 +13,25 @@ use time::OffsetDateTime;
 /// How often a key's last-used time is written at most.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 
+/// The default path of the partner endpoint.
+pub const DEFAULT_PARTNER_PATH: &str = "/github/secret-scanning";
+
 /// Settings of `keywarden serve`.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct ServerConfig {
     /// Proxies whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Vec<IpNet>,
+    /// Where GitHub posts secret-scanning reports.
+    pub partner_path: String,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        ServerConfig {
+            trusted_proxies: Vec::new(),
+            partner_path: DEFAULT_PARTNER_PATH.to_string(),
+        }
+    }
 }
 
 /// Shared, cheaply cloned state of the service.
@@ -28,16 +44,24 @@ pub(super) struct Inner {
     pub store: Arc<dyn KeyStore>,
     pub config: ServerConfig,
     pub limits: RateLimits,
+    pub github_keys: Arc<GithubKeys>,
+    pub metrics: Metrics,
     last_touch: Mutex<HashMap<String, Instant>>,
 }
 
 impl AppState {
-    pub fn new(store: Arc<dyn KeyStore>, config: ServerConfig) -> Self {
+    pub fn new(
+        store: Arc<dyn KeyStore>,
+        github_keys: Arc<GithubKeys>,
+        config: ServerConfig,
+    ) -> Self {
         AppState {
             inner: Arc::new(Inner {
                 store,
                 config,
                 limits: RateLimits::new(),
+                github_keys,
+                metrics: Metrics::new(),
                 last_touch: Mutex::new(HashMap::new()),
             }),
         }
@@ -61,6 +85,35 @@ impl AppState {
         tokio::spawn(async move {
             // Losing a last-used time is harmless; the next use writes it.
             let _ = store.touch(&id, OffsetDateTime::now_utc()).await;
+        });
+    }
+
+    /// Loads GitHub's keys in the background until it succeeds, backing off
+    /// from 1 s to 60 s; partner requests get 503 meanwhile.
+    pub(super) fn start_key_loading(&self) {
+        if self.inner.github_keys.is_loaded() {
+            return;
+        }
+        let weak = Arc::downgrade(&self.inner);
+        tokio::spawn(async move {
+            let mut delay = Duration::from_secs(1);
+            loop {
+                let Some(inner) = weak.upgrade() else { break };
+                match inner.github_keys.load().await {
+                    Ok(n) => {
+                        inner.metrics.key_refresh("ok");
+                        tracing::info!(keys = n, "loaded GitHub's public keys");
+                        break;
+                    }
+                    Err(e) => {
+                        inner.metrics.key_refresh("error");
+                        tracing::warn!(error = %e, retry_in_s = delay.as_secs(), "GitHub's public keys not loaded");
+                    }
+                }
+                drop(inner);
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(60));
+            }
         });
     }
 

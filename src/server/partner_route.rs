@@ -1,0 +1,174 @@
+//! `POST {partner path}`: GitHub's secret-scanning reports. Nothing is
+//! parsed or looked up before the signature over the raw body holds.
+
+use super::{ApiError, AppState};
+use crate::keystore::LeakOutcome;
+use crate::partner::{
+    self, KEY_ID_HEADER, Lookup, PublicKeyEntry, RefreshOutcome, SIGNATURE_HEADER, SignatureError,
+    TokenLabel,
+};
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::State;
+use axum::http::HeaderMap;
+use time::OffsetDateTime;
+
+/// The largest body accepted; GitHub's batches are far smaller.
+pub const BODY_LIMIT: usize = 1 << 20;
+
+pub async fn github_report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<Json<Vec<TokenLabel>>, ApiError> {
+    let request_id = request_id(&headers);
+    let inner = &state.inner;
+    let refuse = |reason: &'static str, e: SignatureError| {
+        inner.metrics.signature_failure(reason);
+        tracing::warn!(request_id, reason, "partner report refused");
+        e
+    };
+    let key_id = headers
+        .get(KEY_ID_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| {
+            refuse(
+                "missing_header",
+                SignatureError::MissingHeader(KEY_ID_HEADER),
+            )
+        })?;
+    let signature = headers.get(SIGNATURE_HEADER).ok_or_else(|| {
+        refuse(
+            "missing_header",
+            SignatureError::MissingHeader(SIGNATURE_HEADER),
+        )
+    })?;
+    let der =
+        partner::decode_signature(signature.as_bytes()).map_err(|e| refuse("bad_encoding", e))?;
+    let key = public_key(&state, key_id, &request_id).await?;
+    partner::verify_signature(&key, &der, &body).map_err(|e| refuse("bad_signature", e))?;
+    let key_id_short = &key_id[..key_id.len().min(12)];
+    if !key.is_current {
+        inner.metrics.noncurrent_key_uses.inc();
+        tracing::info!(
+            request_id,
+            key_id = key_id_short,
+            "report signed with a non-current GitHub key"
+        );
+    }
+
+    let tokens = partner::parse_report(&body).map_err(|e| {
+        tracing::warn!(request_id, error = %e, "partner report body refused");
+        ApiError::Unprocessable(e.to_string())
+    })?;
+    let answers = partner::respond_to_report(
+        &*inner.store,
+        &tokens,
+        Some(&request_id),
+        OffsetDateTime::now_utc(),
+    )
+    .await
+    .map_err(|e| {
+        tracing::error!(request_id, error = %e, "partner report not recorded");
+        ApiError::from(e)
+    })?;
+    let mut revoked = 0;
+    let mut seen_again = 0;
+    for (label, outcome) in &answers {
+        inner.metrics.token(&label.label);
+        let hash = &label.token_hash[..12];
+        match outcome {
+            LeakOutcome::Revoked { key_id } => {
+                revoked += 1;
+                inner.metrics.revocations.inc();
+                tracing::info!(
+                    request_id,
+                    token_hash = hash,
+                    key = key_id,
+                    "key revoked: reported by GitHub"
+                );
+            }
+            LeakOutcome::AlreadyRevoked { key_id } => {
+                seen_again += 1;
+                tracing::info!(
+                    request_id,
+                    token_hash = hash,
+                    key = key_id,
+                    "revoked key reported again"
+                );
+            }
+            LeakOutcome::Unknown => {}
+        }
+    }
+    tracing::info!(
+        request_id,
+        github_key_id = key_id_short,
+        tokens = answers.len(),
+        revoked,
+        seen_again,
+        "partner report processed"
+    );
+    Ok(Json(answers.into_iter().map(|(label, _)| label).collect()))
+}
+
+/// The GitHub key named `key_id`: from the cache, or after one refresh.
+async fn public_key(
+    state: &AppState,
+    key_id: &str,
+    request_id: &str,
+) -> Result<PublicKeyEntry, ApiError> {
+    let inner = &state.inner;
+    for attempt in 0..2 {
+        match inner.github_keys.lookup(key_id) {
+            Lookup::Found(key) => return Ok(key),
+            Lookup::NotLoaded(reason) => {
+                tracing::warn!(
+                    request_id,
+                    reason,
+                    "partner report before GitHub's keys are loaded"
+                );
+                return Err(ApiError::KeysUnavailable);
+            }
+            Lookup::Unknown if attempt == 0 => {
+                match inner.github_keys.refresh_for_unknown().await {
+                    RefreshOutcome::Refreshed => inner.metrics.key_refresh("ok"),
+                    RefreshOutcome::Failed(e) => {
+                        inner.metrics.key_refresh("error");
+                        tracing::warn!(request_id, error = e, "refreshing GitHub's keys failed");
+                    }
+                    RefreshOutcome::RefreshedByOther | RefreshOutcome::TooSoon => {}
+                }
+            }
+            Lookup::Unknown => {}
+        }
+    }
+    inner.metrics.signature_failure("unknown_key");
+    tracing::warn!(
+        request_id,
+        github_key_id = &key_id[..key_id.len().min(12)],
+        "unknown GitHub key identifier"
+    );
+    Err(SignatureError::UnknownKey.into())
+}
+
+/// The caller's request id (`X-GitHub-Request-Id`, `X-Request-Id`) or a
+/// fresh one.
+pub fn request_id(headers: &HeaderMap) -> String {
+    ["x-github-request-id", "x-request-id"]
+        .iter()
+        .find_map(|name| headers.get(*name)?.to_str().ok())
+        .map(|v| {
+            v.chars()
+                .filter(|c| c.is_ascii_graphic())
+                .take(64)
+                .collect()
+        })
+        .filter(|v: &String| !v.is_empty())
+        .unwrap_or_else(|| {
+            let mut bytes = [0u8; 8];
+            let _ = getrandom::fill(&mut bytes);
+            hex::encode(bytes)
+        })
+}
