@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod db;
+pub mod github;
 pub mod server;
 
 use assert_cmd::Command;

@@ -7,46 +7,73 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     child: Child,
     pub base: String,
+    /// Everything the server wrote to stderr (its logs), so far.
+    pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
 }
 
 impl Server {
     /// Starts `keywarden serve --listen 127.0.0.1:0 --database-url URL ARGS`
     /// and waits until it announces its address.
     pub fn start(database_url: &str, args: &[&str]) -> Server {
-        let mut child = Command::new(assert_cmd::cargo::cargo_bin("keywarden"))
-            .args([
-                "serve",
-                "--listen",
-                "127.0.0.1:0",
-                "--database-url",
-                database_url,
-            ])
+        Server::start_with_env(database_url, args, &[])
+    }
+
+    pub fn start_with_env(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        let mut command = Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
+        command.args([
+            "serve",
+            "--listen",
+            "127.0.0.1:0",
+            "--database-url",
+            database_url,
+        ]);
+        // Unless a test says otherwise, GitHub's keys come from nowhere
+        // reachable: the key check never needs them.
+        if !args.iter().any(|a| a.starts_with("--github")) {
+            command.args(["--github-api-url", "http://127.0.0.1:9"]);
+        }
+        let mut child = command
             .args(args)
+            .envs(env.iter().copied())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())
             .spawn()
             .expect("keywarden serve starts");
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
         let base = loop {
             let line = match lines.next() {
                 Some(Ok(line)) => line,
                 _ => {
                     let status = child.wait().unwrap();
-                    panic!("keywarden serve exited before serving ({status})");
+                    panic!(
+                        "keywarden serve exited before serving ({status}): {:?}",
+                        log.lock().unwrap()
+                    );
                 }
             };
+            log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("serving on ").nth(1) {
                 break rest.split_whitespace().next().unwrap().to_string();
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
-        std::thread::spawn(move || for _ in lines {});
-        Server { child, base }
+        let sink = log.clone();
+        std::thread::spawn(move || {
+            for line in lines.map_while(Result::ok) {
+                sink.lock().unwrap().push(line);
+            }
+        });
+        Server { child, base, log }
     }
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    pub fn log_text(&self) -> String {
+        self.log.lock().unwrap().join("\n")
     }
 }
 
@@ -70,17 +97,32 @@ impl Reply {
     }
 }
 
-/// `GET url` with the given headers; any status is a reply, not an error.
-pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
-    let agent: ureq::Agent = ureq::Agent::config_builder()
+fn agent() -> ureq::Agent {
+    ureq::Agent::config_builder()
         .http_status_as_error(false)
         .build()
-        .into();
-    let mut request = agent.get(url);
+        .into()
+}
+
+/// `GET url` with the given headers; any status is a reply, not an error.
+pub fn get(url: &str, headers: &[(&str, &str)]) -> Reply {
+    let mut request = agent().get(url);
     for (name, value) in headers {
         request = request.header(*name, *value);
     }
-    let mut response = request.call().expect("request reaches the server");
+    reply(request.call().expect("request reaches the server"))
+}
+
+/// `POST url` with the headers and the raw body.
+pub fn post(url: &str, headers: &[(&str, &str)], body: &[u8]) -> Reply {
+    let mut request = agent().post(url);
+    for (name, value) in headers {
+        request = request.header(*name, *value);
+    }
+    reply(request.send(body).expect("request reaches the server"))
+}
+
+fn reply(mut response: ureq::http::Response<ureq::Body>) -> Reply {
     Reply {
         status: response.status().as_u16(),
         retry_after: response
