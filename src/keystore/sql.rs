@@ -24,6 +24,9 @@ const COLUMNS: &str = "id, key_hash, label, name, owner_id, owner_email, team, k
      credit_limit, usage, expires_at, allowed_ips, created_at, last_used_at, revoked_at, \
      revocation_reason";
 
+/// Hashes looked up per query (well under SQLite's bound-parameter limit).
+const LOOKUP_CHUNK: usize = 500;
+
 fn unix(at: OffsetDateTime) -> i64 {
     at.unix_timestamp()
 }
@@ -298,21 +301,35 @@ macro_rules! sql_store {
                 let mut outcomes = vec![LeakOutcome::Unknown; reports.len()];
                 // Which reports name our keys: a plain read, so a batch of
                 // strangers' tokens never takes the write lock.
-                let mut ours: Vec<(usize, String)> = Vec::new();
-                for (i, r) in reports.iter().enumerate() {
-                    let row = sqlx::query("SELECT id FROM keys WHERE key_hash = $1")
-                        .bind(r.hash.to_hex())
-                        .fetch_optional(&self.pool)
-                        .await?;
-                    if let Some(row) = row {
-                        ours.push((i, row.try_get("id")?));
+                let hexes: Vec<String> = reports.iter().map(|r| r.hash.to_hex()).collect();
+                let mut known: std::collections::HashMap<String, String> =
+                    std::collections::HashMap::new();
+                for chunk in hexes.chunks(LOOKUP_CHUNK) {
+                    let placeholders: Vec<String> =
+                        (1..=chunk.len()).map(|n| format!("${n}")).collect();
+                    let sql = format!(
+                        "SELECT id, key_hash FROM keys WHERE key_hash IN ({})",
+                        placeholders.join(", ")
+                    );
+                    let mut query = sqlx::query(&sql);
+                    for hex in chunk {
+                        query = query.bind(hex);
+                    }
+                    for row in query.fetch_all(&self.pool).await? {
+                        known.insert(row.try_get("key_hash")?, row.try_get("id")?);
                     }
                 }
+                let ours: Vec<(usize, String)> = hexes
+                    .iter()
+                    .enumerate()
+                    .filter_map(|(i, hex)| known.get(hex).map(|id| (i, id.clone())))
+                    .collect();
                 if ours.is_empty() {
                     return Ok(outcomes);
                 }
                 // One lock order for every transaction: no deadlocks between
                 // concurrent deliveries of overlapping batches.
+                let mut ours = ours;
                 ours.sort_by(|a, b| reports[a.0].hash.cmp(&reports[b.0].hash).then(a.0.cmp(&b.0)));
                 let mut tx = self.pool.begin().await?;
                 for (i, key_id) in ours {
