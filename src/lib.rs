@@ -6,6 +6,7 @@
 pub mod hook;
 pub mod keystore;
 pub mod matcher;
+pub mod notify;
 pub mod partner;
 pub mod report;
 pub mod rules;

@@ -4,6 +4,7 @@
 mod git_cmd;
 mod history_cmd;
 mod keys_cmd;
+mod outbox_cmd;
 mod output;
 mod partner_cmd;
 mod progress;
@@ -51,6 +52,9 @@ enum Command {
     /// Run the HTTP service: the key check `GET /api/v1/key` and the GitHub
     /// secret-scanning partner endpoint.
     Serve(serve_cmd::ServeArgs),
+    /// The owner-notification emails: run the sender, list, retry.
+    #[command(subcommand)]
+    Outbox(outbox_cmd::OutboxCommand),
     /// Rehearse GitHub's secret-scanning reports (keygen, sign, send).
     #[command(subcommand)]
     Partner(partner_cmd::PartnerCommand),
@@ -84,6 +88,7 @@ pub fn run() -> ExitCode {
         Command::Keys(cmd) => keys_cmd::run(cmd),
         Command::Serve(args) => serve_cmd::run(args),
         Command::Partner(cmd) => partner_cmd::run(cmd),
+        Command::Outbox(cmd) => outbox_cmd::run(cmd),
     };
     match result {
         Ok(code) => ExitCode::from(code),

@@ -1,6 +1,7 @@
 //! `keywarden serve`: the HTTP service.
 
 use super::keys_cmd::DatabaseArgs;
+use super::outbox_cmd::MailArgs;
 use anyhow::Context;
 use clap::Args;
 use ipnet::IpNet;
@@ -61,6 +62,16 @@ pub struct ServeArgs {
         value_name = "FILTER"
     )]
     log: String,
+    /// Do not send outbox emails from this process (run `keywarden outbox
+    /// run` elsewhere).
+    #[arg(long)]
+    no_mail_worker: bool,
+    /// Time between outbox passes.
+    #[arg(long, default_value = "1s", value_name = "DURATION",
+          value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    mail_poll: Duration,
+    #[command(flatten)]
+    mail: MailArgs,
     #[command(flatten)]
     db: DatabaseArgs,
 }
@@ -89,15 +100,32 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             let n = github_keys.load().await?;
             tracing::info!(keys = n, "trusting GitHub public keys from file");
         }
+        let worker = if args.no_mail_worker {
+            None
+        } else {
+            Some(keywarden::notify::Worker::new(
+                store.clone(),
+                args.mail.config(),
+            )?)
+        };
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
         eprintln!(
-            "keywarden: serving on http://{addr} (key store: {}; partner endpoint: {})",
+            "keywarden: serving on http://{addr} (key store: {}; partner endpoint: {}; mail: {})",
             store.backend(),
-            args.partner_path
+            args.partner_path,
+            worker
+                .as_ref()
+                .map_or("not sent by this process".to_string(), |w| w
+                    .mailer()
+                    .describe())
         );
+        if let Some(worker) = worker {
+            let poll = args.mail_poll;
+            tokio::spawn(async move { worker.run_forever(poll).await });
+        }
         let state = AppState::new(
             store,
             github_keys,

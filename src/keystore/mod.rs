@@ -21,4 +21,7 @@ pub use lifecycle::{
     rotate_key,
 };
 pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError, rfc3339};
-pub use store::{KeyStore, LeakOutcome, LeakReport, ListFilter, Revocation, open_store};
+pub use store::{
+    AttemptOutcome, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail, OutboxRow,
+    Revocation, open_store,
+};

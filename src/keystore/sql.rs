@@ -2,9 +2,11 @@
 //! integer Unix timestamps, JSON text for lists), so one macro writes the
 //! [`KeyStore`] implementation once for each pool type.
 
+use super::store::outcome_state;
 use super::store::redact_url;
 use super::{
-    KeyHash, KeyRecord, KeyStore, LeakOutcome, LeakReport, ListFilter, Revocation, StoreError,
+    AttemptOutcome, KeyHash, KeyRecord, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
+    OutboxRow, Revocation, StoreError,
 };
 use async_trait::async_trait;
 use sqlx::migrate::Migrator;
@@ -55,8 +57,20 @@ fn check_schema_version(found: Option<i64>, migrator: &Migrator) -> Result<(), S
     }
 }
 
+/// Claims due outbox rows in one statement. SQLite runs one writer at a
+/// time, so the statement is atomic as it is.
+const SQLITE_CLAIM: &str = "UPDATE outbox SET claimed_by = $1, lease_until = $2, \
+     attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' \
+     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+     ORDER BY id LIMIT $4) RETURNING id";
+/// On PostgreSQL concurrent claimers skip each other's rows.
+const POSTGRES_CLAIM: &str = "UPDATE outbox SET claimed_by = $1, lease_until = $2, \
+     attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' \
+     AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
+     ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id";
+
 macro_rules! sql_store {
-    ($store:ident, $pool:ty, $row:ty, $backend:literal, $migrator:expr) => {
+    ($store:ident, $pool:ty, $row:ty, $backend:literal, $migrator:expr, $claim:expr) => {
         impl $store {
             async fn migrate(pool: &$pool) -> Result<(), StoreError> {
                 let found: Option<i64> =
@@ -400,6 +414,160 @@ macro_rules! sql_store {
                 Ok(row.try_get(0)?)
             }
 
+            async fn claim_outbox(
+                &self,
+                worker: &str,
+                now: OffsetDateTime,
+                lease_until: OffsetDateTime,
+                limit: i64,
+            ) -> Result<Vec<OutboxEmail>, StoreError> {
+                let ids: Vec<i64> = sqlx::query($claim)
+                    .bind(worker)
+                    .bind(unix(lease_until))
+                    .bind(unix(now))
+                    .bind(limit)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<_, _>>()?;
+                let mut emails = Vec::with_capacity(ids.len());
+                for id in ids {
+                    let row = sqlx::query(
+                        "SELECT o.kind, o.recipient, o.attempts, o.key_id, i.url, i.source, \
+                         i.reporter, i.reported_at FROM outbox o \
+                         JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1",
+                    )
+                    .bind(id)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    let key_id: String = row.try_get("key_id")?;
+                    let key = self
+                        .get(&key_id)
+                        .await?
+                        .ok_or_else(|| corrupt(&key_id, "outbox row names a missing key"))?;
+                    emails.push(OutboxEmail {
+                        id,
+                        kind: row.try_get("kind")?,
+                        recipient: row.try_get("recipient")?,
+                        attempts: row.try_get("attempts")?,
+                        url: row.try_get("url")?,
+                        source: row.try_get("source")?,
+                        reporter: row.try_get("reporter")?,
+                        reported_at: timestamp(&key_id, row.try_get("reported_at")?)?,
+                        key,
+                    });
+                }
+                Ok(emails)
+            }
+
+            async fn finish_outbox(
+                &self,
+                id: i64,
+                worker: &str,
+                outcome: &AttemptOutcome,
+                error: Option<&str>,
+                now: OffsetDateTime,
+            ) -> Result<bool, StoreError> {
+                let next = match outcome {
+                    AttemptOutcome::Retry(at) => unix(*at),
+                    _ => unix(now),
+                };
+                let sent_at = matches!(outcome, AttemptOutcome::Sent).then(|| unix(now));
+                let mut tx = self.pool.begin().await?;
+                let updated = sqlx::query(
+                    "UPDATE outbox SET state = $1, next_attempt_at = $2, \
+                     last_error = COALESCE($3, last_error), sent_at = $4, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $5 AND claimed_by = $6 AND state = 'pending'",
+                )
+                .bind(outcome_state(outcome))
+                .bind(next)
+                .bind(error)
+                .bind(sent_at)
+                .bind(id)
+                .bind(worker)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+                sqlx::query(
+                    "INSERT INTO outbox_attempts (outbox_id, attempt, worker, finished_at, \
+                     outcome, error) VALUES ($1, (SELECT attempts FROM outbox WHERE id = $1), \
+                     $2, $3, $4, $5)",
+                )
+                .bind(id)
+                .bind(worker)
+                .bind(unix(now))
+                .bind(if updated == 1 { outcome_state(outcome) } else { "lease-lost" })
+                .bind(error)
+                .execute(&mut *tx)
+                .await?;
+                tx.commit().await?;
+                Ok(updated == 1)
+            }
+
+            async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+                let rows = sqlx::query(
+                    "SELECT id, key_id, kind, recipient, state, attempts, next_attempt_at, \
+                     last_error, created_at, sent_at FROM outbox \
+                     WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC",
+                )
+                .bind(state)
+                .fetch_all(&self.pool)
+                .await?;
+                let mut out = Vec::with_capacity(rows.len());
+                for row in rows {
+                    let id: i64 = row.try_get("id")?;
+                    let key_id: String = row.try_get("key_id")?;
+                    let errors = sqlx::query(
+                        "SELECT error FROM outbox_attempts WHERE outbox_id = $1 \
+                         AND error IS NOT NULL ORDER BY id",
+                    )
+                    .bind(id)
+                    .fetch_all(&self.pool)
+                    .await?
+                    .iter()
+                    .map(|r| r.try_get(0))
+                    .collect::<Result<Vec<String>, _>>()?;
+                    let sent: Option<i64> = row.try_get("sent_at")?;
+                    out.push(OutboxRow {
+                        id,
+                        kind: row.try_get("kind")?,
+                        recipient: row.try_get("recipient")?,
+                        state: row.try_get("state")?,
+                        attempts: row.try_get("attempts")?,
+                        next_attempt_at: timestamp(&key_id, row.try_get("next_attempt_at")?)?,
+                        last_error: row.try_get("last_error")?,
+                        created_at: timestamp(&key_id, row.try_get("created_at")?)?,
+                        sent_at: sent.map(|s| timestamp(&key_id, s)).transpose()?,
+                        errors,
+                        key_id,
+                    });
+                }
+                Ok(out)
+            }
+
+            async fn retry_outbox(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+                let updated = sqlx::query(
+                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+                     claimed_by = NULL, lease_until = NULL WHERE id = $2 AND state <> 'sent'",
+                )
+                .bind(unix(now))
+                .bind(id)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+                Ok(updated == 1)
+            }
+
+            async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+                let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+                    .fetch_all(&self.pool)
+                    .await?;
+                rows.iter()
+                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+                    .collect()
+            }
+
             async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
                 sqlx::query("UPDATE keys SET last_used_at = $1 WHERE id = $2")
                     .bind(unix(at))
@@ -489,12 +657,14 @@ sql_store!(
     SqlitePool,
     sqlx::sqlite::SqliteRow,
     "sqlite",
-    SQLITE_MIGRATOR
+    SQLITE_MIGRATOR,
+    SQLITE_CLAIM
 );
 sql_store!(
     PostgresStore,
     PgPool,
     sqlx::postgres::PgRow,
     "postgres",
-    POSTGRES_MIGRATOR
+    POSTGRES_MIGRATOR,
+    POSTGRES_CLAIM
 );

@@ -59,6 +59,71 @@ pub enum LeakOutcome {
     Unknown,
 }
 
+/// A claimed outbox email with what it needs to be written.
+#[derive(Debug, Clone, PartialEq)]
+pub struct OutboxEmail {
+    pub id: i64,
+    /// `key-revoked`.
+    pub kind: String,
+    pub recipient: String,
+    /// Attempts so far, this one included.
+    pub attempts: i64,
+    pub key: KeyRecord,
+    pub url: Option<String>,
+    pub source: String,
+    pub reporter: String,
+    pub reported_at: OffsetDateTime,
+}
+
+/// An outbox row as an operator sees it.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct OutboxRow {
+    pub id: i64,
+    pub key_id: String,
+    pub kind: String,
+    pub recipient: String,
+    /// `pending`, `sent`, `failed` (permanent error) or `dead` (out of
+    /// attempts).
+    pub state: String,
+    pub attempts: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub next_attempt_at: OffsetDateTime,
+    pub last_error: Option<String>,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub sent_at: Option<OffsetDateTime>,
+    /// Every attempt's error, oldest first.
+    pub errors: Vec<String>,
+}
+
+/// How a delivery attempt ended.
+#[derive(Debug, Clone, PartialEq)]
+pub enum AttemptOutcome {
+    Sent,
+    /// A transient failure: try again at this time.
+    Retry(OffsetDateTime),
+    /// A transient failure with no attempts left.
+    Dead,
+    /// A permanent failure: not retried.
+    Failed,
+}
+
+impl AttemptOutcome {
+    fn state(&self) -> &'static str {
+        match self {
+            AttemptOutcome::Sent => "sent",
+            AttemptOutcome::Retry(_) => "pending",
+            AttemptOutcome::Dead => "dead",
+            AttemptOutcome::Failed => "failed",
+        }
+    }
+}
+
+pub(crate) fn outcome_state(o: &AttemptOutcome) -> &'static str {
+    o.state()
+}
+
 /// Where keys live. Every method is one transaction: a failure leaves the
 /// store as it was.
 #[async_trait]
@@ -105,6 +170,32 @@ pub trait KeyStore: Send + Sync {
     ) -> Result<Vec<LeakOutcome>, StoreError>;
     /// Emails waiting to be sent.
     async fn outbox_depth(&self) -> Result<i64, StoreError>;
+    /// Claims up to `limit` due emails for `worker` until `lease_until`:
+    /// no other worker gets them before the lease runs out.
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxEmail>, StoreError>;
+    /// Records how an attempt ended; false when `worker` no longer holds
+    /// the lease (another worker took the email over).
+    async fn finish_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        outcome: &AttemptOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
+    /// Outbox rows, newest first, optionally in one state.
+    async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError>;
+    /// Makes a failed or dead (or pending) email due now; false if there is
+    /// no such email or it was sent.
+    async fn retry_outbox(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError>;
+    /// Emails by state.
+    async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Records that the key was used at `at`.
     async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
 }

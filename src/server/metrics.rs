@@ -18,6 +18,7 @@ pub struct Metrics {
     key_refreshes: Family<Labels, Counter>,
     pub noncurrent_key_uses: Counter,
     pub outbox_depth: Gauge,
+    outbox_emails: Family<Labels, Gauge>,
 }
 
 impl Metrics {
@@ -30,6 +31,7 @@ impl Metrics {
         let key_refreshes = Family::<Labels, Counter>::default();
         let noncurrent_key_uses = Counter::default();
         let outbox_depth = Gauge::default();
+        let outbox_emails = Family::<Labels, Gauge>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -61,6 +63,11 @@ impl Metrics {
             "Emails waiting to be sent",
             outbox_depth.clone(),
         );
+        registry.register(
+            "outbox_emails",
+            "Outbox emails by state",
+            outbox_emails.clone(),
+        );
         Metrics {
             registry,
             requests,
@@ -70,6 +77,20 @@ impl Metrics {
             key_refreshes,
             noncurrent_key_uses,
             outbox_depth,
+            outbox_emails,
+        }
+    }
+
+    /// Sets the outbox gauges from counts by state.
+    pub fn outbox_states(&self, counts: &[(String, i64)]) {
+        for state in ["pending", "sent", "failed", "dead"] {
+            let n = counts
+                .iter()
+                .find(|(s, _)| s == state)
+                .map_or(0, |(_, n)| *n);
+            self.outbox_emails
+                .get_or_create(&vec![("state", state.to_string())])
+                .set(n);
         }
     }
 

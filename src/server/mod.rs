@@ -83,6 +83,9 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
     if let Ok(depth) = inner.store.outbox_depth().await {
         inner.metrics.outbox_depth.set(depth);
     }
+    if let Ok(counts) = inner.store.outbox_counts().await {
+        inner.metrics.outbox_states(&counts);
+    }
     (
         [(
             header::CONTENT_TYPE,

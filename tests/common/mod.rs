@@ -5,6 +5,7 @@
 pub mod db;
 pub mod github;
 pub mod server;
+pub mod smtp;
 
 use assert_cmd::Command;
 use serde_json::Value;

@@ -9,6 +9,8 @@ pub struct Server {
     pub base: String,
     /// Everything the server wrote to stderr (its logs), so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+    /// Where the mail worker writes `.eml` files unless a test sets SMTP.
+    pub mail_dir: tempfile::TempDir,
 }
 
 impl Server {
@@ -31,6 +33,10 @@ impl Server {
         // reachable: the key check never needs them.
         if !args.iter().any(|a| a.starts_with("--github")) {
             command.args(["--github-api-url", "http://127.0.0.1:9"]);
+        }
+        let mail_dir = tempfile::tempdir().unwrap();
+        if !args.iter().any(|a| a.starts_with("--mail-dir")) {
+            command.arg("--mail-dir").arg(mail_dir.path());
         }
         let mut child = command
             .args(args)
@@ -65,7 +71,12 @@ impl Server {
                 sink.lock().unwrap().push(line);
             }
         });
-        Server { child, base, log }
+        Server {
+            child,
+            base,
+            log,
+            mail_dir,
+        }
     }
 
     pub fn url(&self, path: &str) -> String {

@@ -1,0 +1,185 @@
+//! `keywarden outbox …`: the owner-notification queue.
+
+use super::keys_cmd::DatabaseArgs;
+use anyhow::bail;
+use clap::{Args, Subcommand};
+use keywarden::keystore::rfc3339;
+use keywarden::notify::{MailConfig, Worker};
+use std::io::Write;
+use std::path::PathBuf;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 500ms, 30s, 5m)"))
+}
+
+/// How emails are sent (shared by `serve` and `outbox run`).
+#[derive(Args, Debug, Clone)]
+pub struct MailArgs {
+    /// SMTP server, e.g. `smtp://host:587?tls=required` or
+    /// `smtps://user@host:465`; without it, emails are written as `.eml`
+    /// files to --mail-dir.
+    #[arg(
+        long,
+        env = "KEYWARDEN_SMTP_URL",
+        value_name = "URL",
+        hide_env_values = true
+    )]
+    smtp_url: Option<String>,
+    #[arg(
+        long,
+        env = "KEYWARDEN_SMTP_PASSWORD",
+        hide = true,
+        hide_env_values = true
+    )]
+    smtp_password: Option<String>,
+    /// Sender address.
+    #[arg(
+        long,
+        env = "KEYWARDEN_MAIL_FROM",
+        default_value = "keywarden <keywarden@localhost>",
+        value_name = "ADDRESS"
+    )]
+    mail_from: String,
+    /// Where `.eml` files go when no SMTP server is set.
+    #[arg(long, default_value = "keywarden-mail", value_name = "DIR")]
+    mail_dir: PathBuf,
+    /// Attempts before a transiently failing email is marked dead.
+    #[arg(long, default_value_t = 8, value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=100))]
+    max_attempts: u32,
+    /// Delay before the first retry; doubles each time, with jitter.
+    #[arg(long, default_value = "30s", value_name = "DURATION", value_parser = parse_duration)]
+    retry_base: Duration,
+    /// How long a worker owns a claimed email before another may take it.
+    #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
+    lease: Duration,
+}
+
+impl MailArgs {
+    pub fn config(&self) -> MailConfig {
+        MailConfig {
+            from: self.mail_from.clone(),
+            smtp_url: self.smtp_url.clone(),
+            smtp_password: self.smtp_password.clone(),
+            mail_dir: self.mail_dir.clone(),
+            max_attempts: self.max_attempts,
+            retry_base: self.retry_base,
+            lease: self.lease,
+            ..MailConfig::default()
+        }
+    }
+}
+
+#[derive(Subcommand)]
+pub enum OutboxCommand {
+    /// Send due emails: keep running, or one pass with --once.
+    Run {
+        /// Send what is due now, then exit.
+        #[arg(long)]
+        once: bool,
+        /// Time between passes when running on.
+        #[arg(long, default_value = "2s", value_parser = parse_duration)]
+        poll: Duration,
+        #[command(flatten)]
+        mail: MailArgs,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// List queued and sent emails.
+    List {
+        #[arg(long, value_parser = ["pending", "sent", "failed", "dead"])]
+        state: Option<String>,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+    /// Make a failed or dead email due again now.
+    Retry {
+        id: i64,
+        #[command(flatten)]
+        db: DatabaseArgs,
+    },
+}
+
+pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    runtime.block_on(async move {
+        match cmd {
+            OutboxCommand::Run {
+                once,
+                poll,
+                mail,
+                db,
+            } => {
+                let store = db.open().await?;
+                let worker = Worker::new(store, mail.config())?;
+                if once {
+                    let s = worker.run_pass().await?;
+                    println!(
+                        "sent {}, retrying {}, failed {}, dead {} (via {})",
+                        s.sent,
+                        s.retrying,
+                        s.failed,
+                        s.dead,
+                        worker.mailer().describe()
+                    );
+                } else {
+                    eprintln!(
+                        "keywarden: sending outbox emails via {}",
+                        worker.mailer().describe()
+                    );
+                    tokio::select! {
+                        _ = worker.run_forever(poll) => {}
+                        _ = tokio::signal::ctrl_c() => {}
+                    }
+                }
+                Ok(0)
+            }
+            OutboxCommand::List { state, json, db } => {
+                let rows = db.open().await?.list_outbox(state.as_deref()).await?;
+                let mut out = std::io::stdout().lock();
+                if json {
+                    serde_json::to_writer_pretty(&mut out, &rows)?;
+                    writeln!(out)?;
+                } else {
+                    writeln!(
+                        out,
+                        "ID  STATE    ATTEMPTS  KEY  RECIPIENT  NEXT/SENT  LAST ERROR"
+                    )?;
+                    for r in rows {
+                        let when = r.sent_at.unwrap_or(r.next_attempt_at);
+                        writeln!(
+                            out,
+                            "{}  {}  {}  {}  {}  {}  {}",
+                            r.id,
+                            r.state,
+                            r.attempts,
+                            r.key_id,
+                            r.recipient,
+                            rfc3339(when),
+                            r.last_error.as_deref().unwrap_or("-")
+                        )?;
+                    }
+                }
+                Ok(0)
+            }
+            OutboxCommand::Retry { id, db } => {
+                if !db
+                    .open()
+                    .await?
+                    .retry_outbox(id, OffsetDateTime::now_utc())
+                    .await?
+                {
+                    bail!("no unsent outbox email with id {id}");
+                }
+                println!("outbox email {id} is due now");
+                Ok(0)
+            }
+        }
+    })
+}

@@ -1,0 +1,150 @@
+//! The outbox worker: claim due emails under a lease, send, record.
+
+use super::{MailConfig, Mailer, NotifyError, render};
+use crate::keystore::{AttemptOutcome, KeyStore, OutboxEmail};
+use lettre::message::Mailbox;
+use std::sync::Arc;
+use std::time::Duration;
+use time::OffsetDateTime;
+
+/// What one pass over the outbox did.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct PassSummary {
+    pub sent: usize,
+    pub retrying: usize,
+    pub dead: usize,
+    pub failed: usize,
+    /// Emails another worker took over after this one's lease ran out.
+    pub lease_lost: usize,
+}
+
+/// One worker: several may run on one store (threads, processes, replicas).
+pub struct Worker {
+    store: Arc<dyn KeyStore>,
+    mailer: Mailer,
+    from: Mailbox,
+    config: MailConfig,
+    id: String,
+}
+
+/// The delay before retry `attempt` (1-based): `base × 2^(attempt-1)`, at
+/// most an hour, scaled by a random factor in [0.5, 1.0).
+fn backoff(base: Duration, attempt: u32) -> Duration {
+    let exp = base.saturating_mul(2u32.saturating_pow(attempt.saturating_sub(1).min(20)));
+    let capped = exp.min(Duration::from_secs(3600));
+    let mut byte = [0u8; 1];
+    let _ = getrandom::fill(&mut byte);
+    capped.mul_f64(0.5 + f64::from(byte[0]) / 512.0)
+}
+
+impl Worker {
+    pub fn new(store: Arc<dyn KeyStore>, config: MailConfig) -> Result<Self, NotifyError> {
+        let (mailer, from) = Mailer::from_config(&config)?;
+        let mut bytes = [0u8; 6];
+        let _ = getrandom::fill(&mut bytes);
+        let id = format!("{}-{}", std::process::id(), hex::encode(bytes));
+        Ok(Worker {
+            store,
+            mailer,
+            from,
+            config,
+            id,
+        })
+    }
+
+    pub fn mailer(&self) -> &Mailer {
+        &self.mailer
+    }
+
+    /// Claims and sends due emails, batch after batch, until none is due.
+    pub async fn run_pass(&self) -> Result<PassSummary, NotifyError> {
+        let mut summary = PassSummary::default();
+        loop {
+            let now = OffsetDateTime::now_utc();
+            let lease_until = now + self.config.lease;
+            let batch = self
+                .store
+                .claim_outbox(&self.id, now, lease_until, self.config.batch)
+                .await?;
+            if batch.is_empty() {
+                return Ok(summary);
+            }
+            for email in batch {
+                self.deliver(&email, &mut summary).await?;
+            }
+        }
+    }
+
+    async fn deliver(
+        &self,
+        email: &OutboxEmail,
+        summary: &mut PassSummary,
+    ) -> Result<(), NotifyError> {
+        let result = match render(email, &self.from) {
+            Ok(message) => self.mailer.send(message).await,
+            Err(e) => Err(super::SendError {
+                transient: false,
+                message: e.to_string(),
+            }),
+        };
+        let now = OffsetDateTime::now_utc();
+        let (outcome, error) = match result {
+            Ok(()) => (AttemptOutcome::Sent, None),
+            Err(e) if !e.transient => (AttemptOutcome::Failed, Some(e.message)),
+            Err(e) if email.attempts >= i64::from(self.config.max_attempts) => {
+                (AttemptOutcome::Dead, Some(e.message))
+            }
+            Err(e) => {
+                let delay = backoff(self.config.retry_base, email.attempts.max(1) as u32);
+                (AttemptOutcome::Retry(now + delay), Some(e.message))
+            }
+        };
+        let kept = self
+            .store
+            .finish_outbox(email.id, &self.id, &outcome, error.as_deref(), now)
+            .await?;
+        match (kept, &outcome) {
+            (false, _) => summary.lease_lost += 1,
+            (true, AttemptOutcome::Sent) => summary.sent += 1,
+            (true, AttemptOutcome::Retry(_)) => summary.retrying += 1,
+            (true, AttemptOutcome::Dead) => summary.dead += 1,
+            (true, AttemptOutcome::Failed) => summary.failed += 1,
+        }
+        let level_error = error.as_deref().unwrap_or("");
+        tracing::info!(
+            outbox_id = email.id,
+            key = email.key.id,
+            attempt = email.attempts,
+            outcome = ?outcome,
+            error = level_error,
+            "outbox email"
+        );
+        Ok(())
+    }
+
+    /// Runs passes forever, `poll` apart; errors are logged and retried.
+    pub async fn run_forever(&self, poll: Duration) {
+        loop {
+            if let Err(e) = self.run_pass().await {
+                tracing::warn!(error = %e, "outbox pass failed");
+            }
+            tokio::time::sleep(poll).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_is_capped() {
+        let base = Duration::from_secs(10);
+        for attempt in 1..6u32 {
+            let full = base * 2u32.pow(attempt - 1);
+            let d = backoff(base, attempt);
+            assert!(d >= full / 2 && d < full, "attempt {attempt}: {d:?}");
+        }
+        assert!(backoff(base, 40) <= Duration::from_secs(3600));
+    }
+}
