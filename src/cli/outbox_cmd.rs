@@ -105,6 +105,7 @@ pub enum OutboxCommand {
 }
 
 pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;

@@ -193,6 +193,23 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
     prepared.finish(result, &args.report, &stats, started)
 }
 
+/// A `.keywarden.toml` found in the scanned tree belongs to whoever wrote
+/// the tree: its verifications could send every key found to their host.
+/// Only built-in rules and a `--config` the user named may verify.
+fn distrust_discovered_verifiers(rule_set: &mut RuleSet) {
+    for rule in &mut rule_set.rules {
+        if rule.verify.is_some() && !matches!(rule.origin, rules::RuleOrigin::Builtin(_)) {
+            eprintln!(
+                "keywarden: warning: not verifying rule '{}' from {}: a configuration found in \
+                 the scanned tree may not choose where secrets are sent (pass it with --config \
+                 to trust it)",
+                rule.id, rule.origin
+            );
+            rule.verify = None;
+        }
+    }
+}
+
 /// What every scanning command sets up before scanning: rules (with the
 /// configuration), the baseline, the compiled scanner and the output.
 pub struct Prepared {
@@ -204,7 +221,10 @@ pub struct Prepared {
 
 impl Prepared {
     pub fn new(config: &ConfigArgs, root: &Path, report: &ReportArgs) -> anyhow::Result<Self> {
-        let rule_set = load_rules(config, root)?;
+        let mut rule_set = load_rules(config, root)?;
+        if report.verify && config.config.is_none() {
+            distrust_discovered_verifiers(&mut rule_set);
+        }
         let baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
         let scanner = Scanner::new(&rule_set)?;
         let output = Output::open(report.output.as_deref())?;

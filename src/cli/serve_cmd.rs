@@ -77,6 +77,8 @@ pub struct ServeArgs {
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
+    // One TLS crypto provider for every client (GitHub API, SMTP): ring.
+    let _ = rustls::crypto::ring::default_provider().install_default();
     let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
         .with_context(|| format!("bad --log filter {:?}", args.log))?;
     tracing_subscriber::fmt()

@@ -24,6 +24,8 @@ pub enum StoreError {
     NotFound(String),
     #[error("a key with this hash is already in the store (id {0})")]
     Duplicate(String),
+    #[error("key {id} cannot be rotated: {reason}")]
+    NotRotatable { id: String, reason: String },
     #[error("corrupt key record {id}: {reason}")]
     Corrupt { id: String, reason: String },
     #[error("the operating system's random generator failed: {0}")]

@@ -86,9 +86,9 @@ pub async fn rotate_key(
         .await?
         .ok_or_else(|| StoreError::NotFound(id.to_string()))?;
     if old.state(now) != KeyState::Active {
-        return Err(StoreError::Corrupt {
+        return Err(StoreError::NotRotatable {
             id: id.to_string(),
-            reason: format!("key is {}; create a new key instead", old.state(now)),
+            reason: format!("it is {}; create a new key instead", old.state(now)),
         });
     }
     let spec = KeySpec {
@@ -103,7 +103,9 @@ pub async fn rotate_key(
         allowed_ips: old.allowed_ips.clone(),
     };
     let key = generate_key()?;
-    let new = record_for(spec, KeyHash::of(key.expose()), key.redacted(), now)?;
+    let mut new = record_for(spec, KeyHash::of(key.expose()), key.redacted(), now)?;
+    // The twin spends from the same credit limit.
+    new.usage = old.usage;
     let old_revoked_at = now + grace.max(Duration::ZERO);
     store.rotate(&old.id, &new, old_revoked_at).await?;
     Ok(Rotation {

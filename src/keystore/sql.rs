@@ -226,8 +226,9 @@ macro_rules! sql_store {
             ) -> Result<Revocation, StoreError> {
                 let mut tx = self.pool.begin().await?;
                 let updated = sqlx::query(
-                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-                     WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
+                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                     revocation_scheduled = 0 WHERE id = $3 AND (revoked_at IS NULL \
+                     OR (revocation_scheduled = 1 AND revoked_at > $1))",
                 )
                 .bind(unix(at))
                 .bind(reason)
@@ -270,12 +271,13 @@ macro_rules! sql_store {
                 let mut tx = self.pool.begin().await?;
                 let reason = format!("rotated: replaced by {}", new.id);
                 let updated = sqlx::query(
-                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-                     WHERE id = $3 AND (revoked_at IS NULL OR revoked_at > $1)",
+                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                     revocation_scheduled = $4 WHERE id = $3 AND revoked_at IS NULL",
                 )
                 .bind(unix(revoke_old_at))
                 .bind(&reason)
                 .bind(old_id)
+                .bind(i64::from(revoke_old_at > new.created_at))
                 .execute(&mut *tx)
                 .await?
                 .rows_affected();
@@ -286,7 +288,10 @@ macro_rules! sql_store {
                         .await?
                         .is_some();
                     return Err(if exists {
-                        corrupt(old_id, "already revoked; nothing to rotate")
+                        StoreError::NotRotatable {
+                            id: old_id.to_string(),
+                            reason: "it is revoked or already being rotated".into(),
+                        }
                     } else {
                         StoreError::NotFound(old_id.to_string())
                     });
@@ -349,8 +354,9 @@ macro_rules! sql_store {
                 for (i, key_id) in ours {
                     let r = &reports[i];
                     let revoked = sqlx::query(
-                        "UPDATE keys SET revoked_at = $1, revocation_reason = $2 \
-                         WHERE key_hash = $3 AND (revoked_at IS NULL OR revoked_at > $1) \
+                        "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                         revocation_scheduled = 0 WHERE key_hash = $3 AND (revoked_at IS NULL \
+                         OR (revocation_scheduled = 1 AND revoked_at > $1)) \
                          RETURNING owner_email",
                     )
                     .bind(unix(at))

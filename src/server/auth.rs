@@ -23,30 +23,34 @@ pub fn parse_bearer(header: &[u8]) -> Option<&[u8]> {
 
 /// The client's address: the socket peer, unless the peer is a trusted
 /// proxy, in which case the rightmost `X-Forwarded-For` entry that is not
-/// itself a trusted proxy. Entries a client could forge (left of the first
-/// untrusted hop) are never used.
-pub fn client_ip(peer: IpAddr, forwarded_for: Option<&str>, trusted: &[IpNet]) -> IpAddr {
+/// itself a trusted proxy. `forwarded_for` holds every `X-Forwarded-For`
+/// header line in order (proxies may add a line of their own). Entries a
+/// client could forge (left of the first untrusted hop) are never used.
+/// `None` when a trusted proxy sent a chain that cannot be read: the
+/// client is unknown.
+pub fn client_ip(peer: IpAddr, forwarded_for: &[&[u8]], trusted: &[IpNet]) -> Option<IpAddr> {
     let peer = peer.to_canonical();
     let is_trusted = |ip: &IpAddr| trusted.iter().any(|net| net.contains(ip));
-    if !is_trusted(&peer) {
-        return peer;
+    if !is_trusted(&peer) || forwarded_for.is_empty() {
+        return Some(peer);
     }
-    let Some(chain) = forwarded_for else {
-        return peer;
-    };
-    let mut client = peer;
-    for hop in chain.rsplit(',') {
-        match hop.trim().parse::<IpAddr>() {
-            Ok(ip) => {
-                client = ip.to_canonical();
-                if !is_trusted(&client) {
-                    return client;
-                }
-            }
-            Err(_) => return client,
+    let mut hops = Vec::new();
+    for line in forwarded_for {
+        let text = std::str::from_utf8(line).ok()?;
+        hops.extend(text.split(','));
+    }
+    for hop in hops.iter().rev() {
+        let ip = hop.trim().parse::<IpAddr>().ok()?.to_canonical();
+        if !is_trusted(&ip) {
+            return Some(ip);
         }
     }
-    client
+    // Every hop is a trusted proxy: the leftmost is the closest we know.
+    hops.first()?
+        .trim()
+        .parse::<IpAddr>()
+        .ok()
+        .map(|ip| ip.to_canonical())
 }
 
 #[cfg(test)]
@@ -71,15 +75,23 @@ mod tests {
         let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
         let proxy: IpAddr = "10.1.2.3".parse().unwrap();
         let outsider: IpAddr = "198.51.100.7".parse().unwrap();
-        let chain = Some("203.0.113.9, 192.0.2.1, 10.0.0.5");
-        assert_eq!(client_ip(outsider, chain, &trusted), outsider);
+        let chain: &[&[u8]] = &[b"203.0.113.9, 192.0.2.1, 10.0.0.5"];
+        let ip = |s: &str| Some(s.parse::<IpAddr>().unwrap());
+        assert_eq!(client_ip(outsider, chain, &trusted), Some(outsider));
+        assert_eq!(client_ip(proxy, chain, &trusted), ip("192.0.2.1"));
+        assert_eq!(client_ip(proxy, &[], &trusted), Some(proxy));
+        assert_eq!(client_ip(proxy, &[b"junk"], &trusted), None);
+        assert_eq!(client_ip(proxy, &[b"\xff10.1.1.1"], &trusted), None);
+        // A forged first line and the proxy's own line: the proxy's counts.
         assert_eq!(
-            client_ip(proxy, chain, &trusted),
-            "192.0.2.1".parse::<IpAddr>().unwrap()
+            client_ip(proxy, &[b"10.9.9.9", b"198.51.100.4"], &trusted),
+            ip("198.51.100.4")
         );
-        assert_eq!(client_ip(proxy, None, &trusted), proxy);
-        assert_eq!(client_ip(proxy, Some("junk"), &trusted), proxy);
+        assert_eq!(
+            client_ip(proxy, &[b"10.0.0.7, 10.0.0.8"], &trusted),
+            ip("10.0.0.7")
+        );
         let mapped: IpAddr = "::ffff:198.51.100.7".parse().unwrap();
-        assert_eq!(client_ip(mapped, None, &trusted), outsider);
+        assert_eq!(client_ip(mapped, &[], &trusted), Some(outsider));
     }
 }

@@ -32,9 +32,19 @@ pub async fn key_info(
         .find_by_hash(&KeyHash::of(token))
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let forwarded = headers.get("x-forwarded-for").and_then(|h| h.to_str().ok());
-    let ip = auth::client_ip(peer.ip(), forwarded, &state.inner.config.trusted_proxies);
-    if !record.allows_ip(ip) {
+    let forwarded: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    let ip = auth::client_ip(peer.ip(), &forwarded, &state.inner.config.trusted_proxies);
+    // An unreadable chain from a proxy leaves the client unknown: a key
+    // with an allowlist is refused rather than judged by the proxy's address.
+    let allowed = match ip {
+        Some(ip) => record.allows_ip(ip),
+        None => record.allowed_ips.is_empty(),
+    };
+    if !allowed {
         return Err(ApiError::IpNotAllowed);
     }
     let now = OffsetDateTime::now_utc();

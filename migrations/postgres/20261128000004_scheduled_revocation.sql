@@ -1,0 +1,4 @@
+-- A revocation in the future (rotation with a grace period) is scheduled:
+-- an immediate revocation may bring it forward; a revocation that has
+-- happened is never moved, whatever clock a later caller reads.
+ALTER TABLE keys ADD COLUMN revocation_scheduled BIGINT NOT NULL DEFAULT 0;
