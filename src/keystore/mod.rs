@@ -23,5 +23,5 @@ pub use lifecycle::{
 pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError, rfc3339};
 pub use store::{
     AttemptOutcome, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail, OutboxRow,
-    Revocation, open_store,
+    Revocation, open_store, redact_url,
 };

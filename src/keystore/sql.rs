@@ -26,6 +26,12 @@ const COLUMNS: &str = "id, key_hash, label, name, owner_id, owner_email, team, k
      credit_limit, usage, expires_at, allowed_ips, created_at, last_used_at, revoked_at, \
      revocation_reason";
 
+/// The one revocation record of a key ($1 key id, $2 revoked at, $3 reason,
+/// $4 recorded at); a scheduled one is brought forward.
+const RECORD_REVOCATION: &str = "INSERT INTO revocations (key_id, revoked_at, reason, \
+     recorded_at) VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO UPDATE \
+     SET revoked_at = excluded.revoked_at, reason = excluded.reason";
+
 /// Hashes looked up per query (well under SQLite's bound-parameter limit).
 const LOOKUP_CHUNK: usize = 500;
 
@@ -237,15 +243,12 @@ macro_rules! sql_store {
                 .await?
                 .rows_affected();
                 if updated == 1 {
-                    sqlx::query(
-                        "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
-                         VALUES ($1, $2, $3, $2) ON CONFLICT (key_id) DO UPDATE \
-                         SET revoked_at = excluded.revoked_at, reason = excluded.reason",
-                    )
-                    .bind(id)
-                    .bind(unix(at))
-                    .bind(reason)
-                    .execute(&mut *tx)
+                    sqlx::query(RECORD_REVOCATION)
+                        .bind(id)
+                        .bind(unix(at))
+                        .bind(reason)
+                        .bind(unix(at))
+                        .execute(&mut *tx)
                     .await?;
                 }
                 let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
@@ -296,11 +299,7 @@ macro_rules! sql_store {
                         StoreError::NotFound(old_id.to_string())
                     });
                 }
-                sqlx::query(
-                    "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
-                     VALUES ($1, $2, $3, $4) ON CONFLICT (key_id) DO UPDATE \
-                     SET revoked_at = excluded.revoked_at, reason = excluded.reason",
-                )
+                sqlx::query(RECORD_REVOCATION)
                 .bind(old_id)
                 .bind(unix(revoke_old_at))
                 .bind(&reason)
@@ -386,15 +385,12 @@ macro_rules! sql_store {
                         continue;
                     };
                     let owner_email: String = row.try_get(0)?;
-                    sqlx::query(
-                        "INSERT INTO revocations (key_id, revoked_at, reason, recorded_at) \
-                         VALUES ($1, $2, $3, $2) ON CONFLICT (key_id) DO UPDATE \
-                         SET revoked_at = excluded.revoked_at, reason = excluded.reason",
-                    )
-                    .bind(&key_id)
-                    .bind(unix(at))
-                    .bind(&r.reporter)
-                    .execute(&mut *tx)
+                    sqlx::query(RECORD_REVOCATION)
+                        .bind(&key_id)
+                        .bind(unix(at))
+                        .bind(&r.reporter)
+                        .bind(unix(at))
+                        .execute(&mut *tx)
                     .await?;
                     sqlx::query(
                         "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \

@@ -212,8 +212,8 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
     }
 }
 
-/// The URL without a password, for error messages.
-pub(crate) fn redact_url(url: &str) -> String {
+/// The URL without a password, for messages and logs.
+pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {
         (Some(scheme_end), Some(at)) if at > scheme_end => {
             let userinfo = &url[scheme_end + 3..at];

@@ -2,6 +2,7 @@
 //! of `.eml` files (the embedded default, so a new user sees what would be
 //! sent).
 
+use crate::keystore::redact_url;
 use lettre::message::Mailbox;
 use lettre::transport::smtp::authentication::Credentials;
 use lettre::{AsyncFileTransport, AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor};
@@ -79,14 +80,6 @@ pub enum Mailer {
     },
 }
 
-/// The URL without its password, for messages.
-fn describe_url(url: &str) -> String {
-    match (url.find("://"), url.rfind('@')) {
-        (Some(s), Some(at)) if at > s => format!("{}{}", &url[..s + 3], &url[at + 1..]),
-        _ => url.to_string(),
-    }
-}
-
 impl Mailer {
     pub fn from_config(config: &MailConfig) -> Result<(Self, Mailbox), NotifyError> {
         let from: Mailbox = config
@@ -96,7 +89,7 @@ impl Mailer {
         let mailer = match &config.smtp_url {
             Some(url) => {
                 let mut builder = AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
-                    .map_err(|e| NotifyError::BadSmtpUrl(format!("{}: {e}", describe_url(url))))?
+                    .map_err(|e| NotifyError::BadSmtpUrl(format!("{}: {e}", redact_url(url))))?
                     .timeout(Some(Duration::from_secs(15)));
                 if let Some(password) = &config.smtp_password {
                     let user = url
@@ -111,7 +104,7 @@ impl Mailer {
                 }
                 Mailer::Smtp {
                     transport: builder.build(),
-                    description: describe_url(url),
+                    description: redact_url(url),
                 }
             }
             None => {

@@ -34,7 +34,10 @@ fn backoff(base: Duration, attempt: u32) -> Duration {
     let capped = exp.min(Duration::from_secs(3600));
     let mut byte = [0u8; 1];
     let _ = getrandom::fill(&mut byte);
-    capped.mul_f64(0.5 + f64::from(byte[0]) / 512.0)
+    let jittered = capped.mul_f64(0.5 + f64::from(byte[0]) / 512.0);
+    // The store keeps whole seconds: round up, so a retry never falls due
+    // in the second it was scheduled.
+    Duration::from_secs(jittered.as_secs() + u64::from(jittered.subsec_nanos() > 0))
 }
 
 impl Worker {
@@ -143,7 +146,8 @@ mod tests {
         for attempt in 1..6u32 {
             let full = base * 2u32.pow(attempt - 1);
             let d = backoff(base, attempt);
-            assert!(d >= full / 2 && d < full, "attempt {attempt}: {d:?}");
+            assert!(d >= full / 2 && d <= full, "attempt {attempt}: {d:?}");
+            assert_eq!(d.subsec_nanos(), 0);
         }
         assert!(backoff(base, 40) <= Duration::from_secs(3600));
     }

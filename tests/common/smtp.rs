@@ -72,20 +72,40 @@ pub struct SmtpSink {
     pub port: u16,
     received: Arc<Mutex<Vec<Mail>>>,
     mode: Arc<Mutex<Mode>>,
+    /// While "down": the port stays ours, and every connection is closed
+    /// before the greeting. `start` takes the same socket over, so no
+    /// other test can grab the port in between.
+    down: Mutex<
+        Option<(
+            Arc<std::sync::atomic::AtomicBool>,
+            std::thread::JoinHandle<TcpListener>,
+        )>,
+    >,
 }
 
 impl SmtpSink {
-    /// A port nothing listens on yet: SMTP is "down" until `start`.
+    /// SMTP "down" until `start`: connections are closed unanswered.
     pub fn reserve() -> SmtpSink {
-        let port = TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
+        let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+        let port = listener.local_addr().unwrap().port();
+        listener.set_nonblocking(true).unwrap();
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let stopping = stop.clone();
+        let thread = std::thread::spawn(move || {
+            while !stopping.load(std::sync::atomic::Ordering::SeqCst) {
+                match listener.accept() {
+                    Ok((conn, _)) => drop(conn),
+                    Err(_) => std::thread::sleep(std::time::Duration::from_millis(5)),
+                }
+            }
+            listener.set_nonblocking(false).unwrap();
+            listener
+        });
         SmtpSink {
             port,
             received: Arc::default(),
             mode: Arc::new(Mutex::new(Mode::Accept)),
+            down: Mutex::new(Some((stop, thread))),
         }
     }
 
@@ -98,7 +118,9 @@ impl SmtpSink {
 
     /// Starts serving on the reserved port.
     pub fn start(&self) {
-        let listener = TcpListener::bind(("127.0.0.1", self.port)).unwrap();
+        let (stop, thread) = self.down.lock().unwrap().take().expect("started once");
+        stop.store(true, std::sync::atomic::Ordering::SeqCst);
+        let listener = thread.join().unwrap();
         let handler = Recorder {
             received: self.received.clone(),
             mode: self.mode.clone(),
