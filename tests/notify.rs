@@ -4,8 +4,8 @@
 mod common;
 
 use common::db::TestDb;
-use common::github::{Signer, key_list};
-use common::server::{Server, key_info, post};
+use common::github::Signer;
+use common::server::{key_info, post};
 use common::smtp::{Mode, SmtpSink};
 use common::{GitRepo, create_key, keywarden};
 use keywarden::keystore::{KeySpec, KeyStore, LeakReport, create_key as store_create, open_store};
@@ -298,19 +298,10 @@ fn the_whole_loop_end_to_end() {
     let db = TestDb::sqlite();
     let smtp = SmtpSink::start_new();
     let signer = Signer::new();
-    let dir = tempfile::tempdir().unwrap();
-    let keys_file = dir.path().join("github-keys.json");
-    std::fs::write(&keys_file, key_list(&[signer.listed(true)]).to_string()).unwrap();
-    let server = Server::start(
+    let (server, _keys) = common::github::serve_trusting(
         db.url(),
-        &[
-            "--github-keys-file",
-            keys_file.to_str().unwrap(),
-            "--smtp-url",
-            &smtp.url(),
-            "--mail-poll",
-            "50ms",
-        ],
+        &signer,
+        &["--smtp-url", &smtp.url(), "--mail-poll", "50ms"],
     );
     let (key, record) = create_key(
         db.url(),

@@ -35,13 +35,8 @@ fn send(server: &Server, signer: &Signer, body: &[u8]) -> Reply {
     )
 }
 
-/// A server trusting `signer` through a keys file.
 fn serve_trusting(db: &TestDb, signer: &Signer) -> (Server, tempfile::TempDir) {
-    let dir = tempfile::tempdir().unwrap();
-    let file = dir.path().join("github-keys.json");
-    std::fs::write(&file, key_list(&[signer.listed(true)]).to_string()).unwrap();
-    let server = Server::start(db.url(), &["--github-keys-file", file.to_str().unwrap()]);
-    (server, dir)
+    common::github::serve_trusting(db.url(), signer, &[])
 }
 
 async fn counts(db: &TestDb, key_id: &str) -> (i64, i64, i64, i64) {

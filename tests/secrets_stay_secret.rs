@@ -5,8 +5,8 @@
 mod common;
 
 use common::db::TestDb;
-use common::github::{Signer, key_list};
-use common::server::{Server, get, key_info, post};
+use common::github::Signer;
+use common::server::{get, key_info, post};
 use common::smtp::SmtpSink;
 use common::{create_key, keywarden, temp_tree};
 
@@ -15,14 +15,10 @@ const FORMATS: [&str; 6] = ["text", "json", "jsonl", "sarif", "github", "markdow
 async fn no_whole_key_anywhere(db: TestDb) {
     let smtp = SmtpSink::start_new();
     let signer = Signer::new();
-    let dir = tempfile::tempdir().unwrap();
-    let keys_file = dir.path().join("github-keys.json");
-    std::fs::write(&keys_file, key_list(&[signer.listed(true)]).to_string()).unwrap();
-    let server = Server::start(
+    let (server, _keys) = common::github::serve_trusting(
         db.url(),
+        &signer,
         &[
-            "--github-keys-file",
-            keys_file.to_str().unwrap(),
             "--smtp-url",
             &smtp.url(),
             "--mail-poll",

@@ -109,3 +109,18 @@ impl FakeGithub {
         self.shared.authorization.lock().unwrap().clone()
     }
 }
+
+/// A `keywarden serve` on `database_url` trusting `signer` through a keys
+/// file (kept in the returned directory), with `extra` flags.
+pub fn serve_trusting(
+    database_url: &str,
+    signer: &Signer,
+    extra: &[&str],
+) -> (super::server::Server, tempfile::TempDir) {
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("github-keys.json");
+    std::fs::write(&file, key_list(&[signer.listed(true)]).to_string()).unwrap();
+    let mut args = vec!["--github-keys-file", file.to_str().unwrap()];
+    args.extend_from_slice(extra);
+    (super::server::Server::start(database_url, &args), dir)
+}
