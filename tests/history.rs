@@ -256,3 +256,61 @@ fn history_reports_redact_secrets_and_show_the_commit() {
         "{text}"
     );
 }
+
+#[test]
+fn a_corrupt_object_is_reported_the_rest_scanned_and_strict_exits_2() {
+    let repo = GitRepo::new();
+    let (good, bad) = (gen_key(), gen_key());
+    repo.commit(
+        &[
+            ("good.env", Some(&format!("KEY={good}\n"))),
+            ("bad.env", Some(&format!("KEY={bad}\n"))),
+        ],
+        "two keys",
+    );
+    let blob = repo.git(&["rev-parse", "HEAD:bad.env"]);
+    let blob = blob.trim();
+    let object = repo
+        .path()
+        .join(".git/objects")
+        .join(&blob[..2])
+        .join(&blob[2..]);
+    let mut perms = std::fs::metadata(&object).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&object, perms).unwrap();
+    std::fs::write(&object, b"this is not a zlib stream").unwrap();
+
+    let out = keywarden()
+        .args(["history", repo.path().to_str().unwrap(), "-f", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "findings, not an error, by default"
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&blob[..12]) || stderr.contains(blob),
+        "names the object: {stderr}"
+    );
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["path"], "good.env");
+
+    let strict = keywarden()
+        .args([
+            "history",
+            repo.path().to_str().unwrap(),
+            "-f",
+            "json",
+            "--strict",
+        ])
+        .output()
+        .unwrap();
+    assert_eq!(strict.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&strict.stderr).contains("--strict"));
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&strict.stdout).unwrap();
+    assert_eq!(found.len(), 1, "the report is still written");
+}

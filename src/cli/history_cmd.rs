@@ -38,6 +38,11 @@ pub struct HistoryArgs {
     #[arg(long, value_name = "SIZE", default_value = "256MiB", value_parser = parse_size)]
     pub max_file_size: u64,
 
+    /// Exit 2 when anything could not be scanned (a corrupt or missing
+    /// object, a blob over --max-file-size), after reporting what was found.
+    #[arg(long)]
+    pub strict: bool,
+
     /// Worker threads (default: one per core).
     #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
     pub threads: usize,
@@ -73,5 +78,14 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
             eprintln!("note: {note}");
         }
     }
-    prepared.finish(scanned.result, &args.report, &stats, started)
+    let code = prepared.finish(scanned.result, &args.report, &stats, started)?;
+    let skipped = stats.warnings.load(std::sync::atomic::Ordering::Relaxed);
+    if args.strict && skipped > 0 {
+        eprintln!(
+            "keywarden: error: --strict: {skipped} object{} could not be scanned (see the warnings)",
+            if skipped == 1 { "" } else { "s" }
+        );
+        return Ok(super::EXIT_ERROR);
+    }
+    Ok(code)
 }
