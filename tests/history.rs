@@ -314,3 +314,49 @@ fn a_corrupt_object_is_reported_the_rest_scanned_and_strict_exits_2() {
     let found: Vec<serde_json::Value> = serde_json::from_slice(&strict.stdout).unwrap();
     assert_eq!(found.len(), 1, "the report is still written");
 }
+
+#[test]
+fn a_truncated_pack_is_reported_and_loose_history_still_scanned() {
+    let repo = GitRepo::new();
+    let (packed, loose) = (gen_key(), gen_key());
+    repo.commit(&[("old.env", Some(&format!("KEY={packed}\n")))], "packed");
+    repo.git(&["gc", "-q"]);
+    repo.commit(&[("new.env", Some(&format!("KEY={loose}\n")))], "loose");
+    let pack_dir = repo.path().join(".git/objects/pack");
+    let pack = std::fs::read_dir(&pack_dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .find(|p| p.extension().is_some_and(|e| e == "pack"))
+        .expect("git gc wrote a pack");
+    let mut perms = std::fs::metadata(&pack).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(&pack, perms).unwrap();
+    let len = std::fs::metadata(&pack).unwrap().len();
+    std::fs::OpenOptions::new()
+        .write(true)
+        .open(&pack)
+        .unwrap()
+        .set_len(len / 2)
+        .unwrap();
+
+    let out = keywarden()
+        .args(["history", repo.path().to_str().unwrap(), "-f", "json"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("cannot read commit"), "{stderr}");
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["path"], "new.env");
+    keywarden()
+        .args(["history", repo.path().to_str().unwrap(), "--strict", "-q"])
+        .assert()
+        .code(2);
+}

@@ -60,6 +60,10 @@ impl Scanner {
                 let history = git::enumerate_history(&repo)?;
                 stats.commits.store(history.commits as u64, Relaxed);
                 notes.extend(history.notes.iter().cloned());
+                for broken in &history.broken {
+                    stats.warnings.fetch_add(1, Relaxed);
+                    on_warning(SourceWarning::Walk(broken.clone()));
+                }
                 let mut sites = history.sites;
                 if opts.all_objects {
                     let extra = git::unreachable_blobs(

@@ -76,6 +76,8 @@ pub struct History {
     pub commits: usize,
     /// Things skipped, for the user (submodules, non-commit refs).
     pub notes: Vec<String>,
+    /// Refs whose objects cannot be read (corrupt or missing): warnings.
+    pub broken: Vec<String>,
 }
 
 /// Opens a repository (bare or not) at or above `path`.
@@ -93,11 +95,15 @@ pub fn open(path: &Path) -> Result<Repository, GitError> {
 
 /// Commits reachable from every ref (branches, tags, remotes, stash) and
 /// HEAD, parents before children.
-fn all_commits(repo: &Repository, notes: &mut Vec<String>) -> Result<Vec<Oid>, GitError> {
+fn all_commits(
+    repo: &Repository,
+    notes: &mut Vec<String>,
+    broken: &mut Vec<String>,
+) -> Result<Vec<Oid>, GitError> {
     let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(git_err("revwalk"))?;
-    let mut pushed = false;
+    let mut tips = Vec::new();
     for r in repo.references().map_err(git_err("listing refs"))? {
         let r = r.map_err(git_err("reading a ref"))?;
         let name = String::from_utf8_lossy(r.name_bytes()).into_owned();
@@ -105,27 +111,98 @@ fn all_commits(repo: &Repository, notes: &mut Vec<String>) -> Result<Vec<Oid>, G
             Ok(c) => {
                 walk.push(c.id())
                     .map_err(git_err(format!("walking {name}")))?;
-                pushed = true;
+                tips.push(c.id());
             }
-            Err(_) => notes.push(format!("{name}: does not point to a commit; skipped")),
+            Err(e) => {
+                // A ref to a tree or blob is legitimate; one whose object
+                // cannot be read is damage the user must hear about.
+                let target = r.resolve().ok().and_then(|r| r.target());
+                match target {
+                    Some(oid) if repo.find_object(oid, None).is_err() => broken.push(format!(
+                        "{name}: cannot read object {oid}: {}; skipped",
+                        e.message()
+                    )),
+                    _ => notes.push(format!("{name}: does not point to a commit; skipped")),
+                }
+            }
         }
     }
     if let Ok(head) = repo.head().and_then(|h| h.peel_to_commit()) {
         walk.push(head.id()).map_err(git_err("walking HEAD"))?;
-        pushed = true;
+        tips.push(head.id());
     }
-    if !pushed {
+    if tips.is_empty() {
         return Ok(Vec::new());
     }
-    walk.collect::<Result<Vec<_>, _>>()
-        .map_err(git_err("walking history"))
+    match walk.collect::<Result<Vec<_>, _>>() {
+        Ok(commits) => Ok(commits),
+        // A commit that cannot be read stops libgit2's walk: walk again,
+        // skipping what is broken, so the rest is still scanned.
+        Err(_) => Ok(tolerant_walk(repo, &tips, broken)),
+    }
+}
+
+/// Every readable commit reachable from `tips`, parents before children;
+/// each unreadable commit is listed in `broken` with its history skipped.
+fn tolerant_walk(repo: &Repository, tips: &[Oid], broken: &mut Vec<String>) -> Vec<Oid> {
+    let mut parents: HashMap<Oid, Vec<Oid>> = HashMap::new();
+    let mut unreadable: HashSet<Oid> = HashSet::new();
+    let mut stack = tips.to_vec();
+    while let Some(oid) = stack.pop() {
+        if parents.contains_key(&oid) || unreadable.contains(&oid) {
+            continue;
+        }
+        match repo.find_commit(oid) {
+            Ok(c) => {
+                let ids: Vec<Oid> = c.parent_ids().collect();
+                stack.extend(ids.iter().copied());
+                parents.insert(oid, ids);
+            }
+            Err(e) => {
+                broken.push(format!(
+                    "cannot read commit {oid}: {}; it and its ancestors only it reaches were skipped",
+                    e.message()
+                ));
+                unreadable.insert(oid);
+            }
+        }
+    }
+    // Kahn's algorithm over the readable commits: parents first.
+    let mut waiting: HashMap<Oid, usize> = HashMap::new();
+    let mut children: HashMap<Oid, Vec<Oid>> = HashMap::new();
+    for (child, ps) in &parents {
+        let known: Vec<&Oid> = ps.iter().filter(|p| parents.contains_key(p)).collect();
+        waiting.insert(*child, known.len());
+        for p in known {
+            children.entry(*p).or_default().push(*child);
+        }
+    }
+    let mut ready: Vec<Oid> = waiting
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(oid, _)| *oid)
+        .collect();
+    ready.sort();
+    let mut order = Vec::with_capacity(parents.len());
+    while let Some(oid) = ready.pop() {
+        order.push(oid);
+        for child in children.get(&oid).into_iter().flatten() {
+            if let Some(n) = waiting.get_mut(child) {
+                *n -= 1;
+                if *n == 0 {
+                    ready.push(*child);
+                }
+            }
+        }
+    }
+    order
 }
 
 /// Walks all of history oldest-first and lists each distinct blob where it
 /// first appeared. Trees already visited are not entered again.
 pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
     let mut history = History::default();
-    let commits = all_commits(repo, &mut history.notes)?;
+    let commits = all_commits(repo, &mut history.notes, &mut history.broken)?;
     history.commits = commits.len();
     let mut seen_trees: HashSet<Oid> = HashSet::new();
     let mut first_commit_of_blob: HashMap<Oid, u32> = HashMap::new();
@@ -292,7 +369,7 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, Gi
 /// Trees known to hold none of them are not entered again.
 pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<BlobSite>, GitError> {
     let mut notes = Vec::new();
-    let commits = all_commits(repo, &mut notes)?;
+    let commits = all_commits(repo, &mut notes, &mut Vec::new())?;
     // Per tree: the (relative path, blob) pairs of wanted blobs below it.
     let mut memo: HashMap<Oid, Arc<Vec<(String, Oid)>>> = HashMap::new();
     let mut out = Vec::new();
