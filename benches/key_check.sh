@@ -32,16 +32,9 @@ request = function()
   i = i + 1
   return wrk.format("GET", "/api/v1/key", {["Authorization"] = "Bearer " .. keys[(i % #keys) + 1]})
 end
-done = function(summary, latency, requests)
-  io.write(string.format("p50 %.2f ms  p90 %.2f ms  p99 %.2f ms  max %.2f ms\\n",
-    latency:percentile(50) / 1000, latency:percentile(90) / 1000,
-    latency:percentile(99) / 1000, latency.max / 1000))
-  io.write(string.format("requests %d  non-2xx %d  socket errors %d\\n", summary.requests,
-    summary.errors.status, summary.errors.connect + summary.errors.read
-    + summary.errors.write + summary.errors.timeout))
-end
 """)
 PY
+cat benches/wrk-report.lua >> "$work/keys.lua"
 url="sqlite://$work/keywarden.db"
 "$bin" keys import "$work/keys.csv" --database-url "$url" >/dev/null
 "$bin" serve --listen 127.0.0.1:0 --database-url "$url" 2>"$work/serve.log" &

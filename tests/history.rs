@@ -275,10 +275,7 @@ fn a_corrupt_object_is_reported_the_rest_scanned_and_strict_exits_2() {
         .join(".git/objects")
         .join(&blob[..2])
         .join(&blob[2..]);
-    let mut perms = std::fs::metadata(&object).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&object, perms).unwrap();
+    make_writable(&object);
     std::fs::write(&object, b"this is not a zlib stream").unwrap();
 
     let out = keywarden()
@@ -328,10 +325,7 @@ fn a_truncated_pack_is_reported_and_loose_history_still_scanned() {
         .map(|e| e.unwrap().path())
         .find(|p| p.extension().is_some_and(|e| e == "pack"))
         .expect("git gc wrote a pack");
-    let mut perms = std::fs::metadata(&pack).unwrap().permissions();
-    #[allow(clippy::permissions_set_readonly_false)]
-    perms.set_readonly(false);
-    std::fs::set_permissions(&pack, perms).unwrap();
+    make_writable(&pack);
     let len = std::fs::metadata(&pack).unwrap().len();
     std::fs::OpenOptions::new()
         .write(true)
@@ -359,4 +353,12 @@ fn a_truncated_pack_is_reported_and_loose_history_still_scanned() {
         .args(["history", repo.path().to_str().unwrap(), "--strict", "-q"])
         .assert()
         .code(2);
+}
+
+/// Git writes objects read-only; the corruption tests overwrite them.
+fn make_writable(path: &std::path::Path) {
+    let mut perms = std::fs::metadata(path).unwrap().permissions();
+    #[allow(clippy::permissions_set_readonly_false)]
+    perms.set_readonly(false);
+    std::fs::set_permissions(path, perms).unwrap();
 }
