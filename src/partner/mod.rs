@@ -14,7 +14,9 @@ mod signing;
 pub use github_keys::{GithubKeys, KeySource, KeysError, Lookup, PublicKeyEntry, RefreshOutcome};
 pub use payload::{BodyError, ReportedToken, SOURCES, TokenLabel, parse_report};
 pub use respond::{REPORTER, respond_to_report};
-pub use signature::{SignatureError, decode_signature, verify_signature};
+pub use signature::{
+    SignatureError, SignedBy, decode_signature, read_signature_headers, verify_signature,
+};
 pub use signing::{SigningError, load_signing_key, public_key_pem, sign_body};
 
 /// Header naming the GitHub key that signed a report.

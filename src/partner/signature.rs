@@ -18,6 +18,33 @@ pub enum SignatureError {
     BadSignature,
 }
 
+/// The two signature headers of a report, read: the key identifier
+/// (trimmed, non-empty UTF-8) and the decoded DER signature.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignedBy<'a> {
+    pub key_id: &'a str,
+    pub der: Vec<u8>,
+}
+
+/// Reads the key-identifier and signature headers (raw header bytes, as
+/// received). A missing, empty or non-UTF-8 identifier is a missing
+/// header; a signature that is not base64 DER is `BadEncoding`.
+pub fn read_signature_headers<'a>(
+    key_id: Option<&'a [u8]>,
+    signature: Option<&[u8]>,
+) -> Result<SignedBy<'a>, SignatureError> {
+    let key_id = key_id
+        .and_then(|v| std::str::from_utf8(v).ok())
+        .map(str::trim)
+        .filter(|v| !v.is_empty())
+        .ok_or(SignatureError::MissingHeader(super::KEY_ID_HEADER))?;
+    let signature = signature.ok_or(SignatureError::MissingHeader(super::SIGNATURE_HEADER))?;
+    Ok(SignedBy {
+        key_id,
+        der: decode_signature(signature)?,
+    })
+}
+
 /// Decodes the signature header: standard base64 (padding optional) of a
 /// DER `SEQUENCE { r, s }`, checked for shape before any key is used.
 pub fn decode_signature(header: &[u8]) -> Result<Vec<u8>, SignatureError> {

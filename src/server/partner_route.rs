@@ -28,25 +28,18 @@ pub async fn github_report(
         tracing::warn!(request_id, reason, "partner report refused");
         e
     };
-    let key_id = headers
-        .get(KEY_ID_HEADER)
-        .and_then(|v| v.to_str().ok())
-        .map(str::trim)
-        .filter(|v| !v.is_empty())
-        .ok_or_else(|| {
-            refuse(
-                "missing_header",
-                SignatureError::MissingHeader(KEY_ID_HEADER),
-            )
-        })?;
-    let signature = headers.get(SIGNATURE_HEADER).ok_or_else(|| {
-        refuse(
-            "missing_header",
-            SignatureError::MissingHeader(SIGNATURE_HEADER),
-        )
+    let signed = partner::read_signature_headers(
+        headers.get(KEY_ID_HEADER).map(|v| v.as_bytes()),
+        headers.get(SIGNATURE_HEADER).map(|v| v.as_bytes()),
+    )
+    .map_err(|e| {
+        let reason = match e {
+            SignatureError::MissingHeader(_) => "missing_header",
+            _ => "bad_encoding",
+        };
+        refuse(reason, e)
     })?;
-    let der =
-        partner::decode_signature(signature.as_bytes()).map_err(|e| refuse("bad_encoding", e))?;
+    let (key_id, der) = (signed.key_id, signed.der);
     let key = public_key(&state, key_id, &request_id).await?;
     partner::verify_signature(&key, &der, &body).map_err(|e| refuse("bad_signature", e))?;
     let key_id_short = &key_id[..key_id.len().min(12)];
