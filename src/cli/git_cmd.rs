@@ -47,7 +47,9 @@ pub fn run_staged(args: StagedArgs) -> anyhow::Result<u8> {
     let prepared = Prepared::new(&args.config, &root, &args.report)?;
     let started = Instant::now();
     let stats = ScanStats::default();
-    let on_warning = |w: keywarden::sources::SourceWarning| eprintln!("warning: {w}");
+    let on_warning = |w: keywarden::sources::SourceWarning| {
+        eprintln!("warning: {}", keywarden::report::printable(&w.to_string()))
+    };
     let mut result = prepared
         .scanner
         .scan_staged(&args.repo, &stats, &on_warning)?;

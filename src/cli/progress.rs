@@ -69,8 +69,12 @@ pub fn with_progress<T>(
     scan: impl FnOnce(&(dyn Fn(keywarden::sources::SourceWarning) + Sync)) -> T,
 ) -> T {
     let progress = Progress::start(!quiet);
-    let on_warning =
-        |w: keywarden::sources::SourceWarning| progress.println(&format!("warning: {w}"));
+    let on_warning = |w: keywarden::sources::SourceWarning| {
+        progress.println(&format!(
+            "warning: {}",
+            keywarden::report::printable(&w.to_string())
+        ))
+    };
     let (done, ticks) = std::sync::mpsc::channel::<()>();
     std::thread::scope(|s| {
         if progress.is_visible() {

@@ -77,6 +77,24 @@ impl ReportContext<'_> {
 
 /// Writes `findings` in `format`. Text output carries ANSI styles; pass an
 /// `anstream` writer to strip them where colour is not wanted.
+/// `s` with control characters (newlines, escape sequences) written as
+/// Rust escapes (`\n`, `\u{1b}`), for output read on a terminal: a file
+/// name cannot break a line or restyle the screen.
+pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
+    if !s.chars().any(char::is_control) {
+        return s.into();
+    }
+    let mut out = String::with_capacity(s.len() + 8);
+    for c in s.chars() {
+        if c.is_control() {
+            out.extend(c.escape_debug());
+        } else {
+            out.push(c);
+        }
+    }
+    out.into()
+}
+
 pub fn write_report(
     out: &mut dyn Write,
     format: Format,
@@ -92,4 +110,19 @@ pub fn write_report(
         Format::Markdown => markdown::write(out, findings, ctx),
     }?;
     out.flush()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn printable_escapes_control_characters_only() {
+        assert_eq!(printable("a/b c.txt"), "a/b c.txt");
+        assert_eq!(
+            printable("new\nline\t\u{1b}[31m.txt"),
+            "new\\nline\\t\\u{1b}[31m.txt"
+        );
+        assert_eq!(printable("ключ\u{fffd}.txt"), "ключ\u{fffd}.txt");
+    }
 }

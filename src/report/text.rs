@@ -31,7 +31,7 @@ pub(super) fn write(
             if current.is_some() {
                 writeln!(out)?;
             }
-            writeln!(out, "{PATH}{}{PATH:#}", f.path)?;
+            writeln!(out, "{PATH}{}{PATH:#}", super::printable(&f.path))?;
             current = Some(&f.path);
         }
         let sev = severity_style(f.severity);

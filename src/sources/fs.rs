@@ -92,14 +92,40 @@ fn visit<S: Sink>(
         }
         return;
     }
-    // Directories, FIFOs, sockets and devices are not read: opening a
-    // FIFO would block the walk.
-    if !ft.is_file() || skip(&origin.display_path()) || opts.is_excluded(entry.path()) {
+    if ft.is_dir() || skip(&origin.display_path()) || opts.is_excluded(entry.path()) {
+        return;
+    }
+    // FIFOs, sockets and devices are not read: opening a FIFO would block
+    // the walk, and a device may never end.
+    if !ft.is_file() {
+        sink.warning(SourceWarning::NotAFile {
+            path: origin.display_path(),
+            kind: special_kind(&ft),
+        });
         return;
     }
     if let Err(warning) = scan_file(&origin, entry.path(), opts, sink, worker, buf) {
         sink.warning(warning);
     }
+}
+
+/// What a walked entry that is neither a file, a directory nor a link is.
+fn special_kind(ft: &std::fs::FileType) -> &'static str {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::FileTypeExt;
+        if ft.is_fifo() {
+            return "a FIFO";
+        }
+        if ft.is_socket() {
+            return "a socket";
+        }
+        if ft.is_block_device() || ft.is_char_device() {
+            return "a device";
+        }
+    }
+    let _ = ft;
+    "a special file"
 }
 
 fn scan_file<S: Sink>(
@@ -187,27 +213,45 @@ fn scan_mapped<S: Sink>(
     Ok(())
 }
 
+/// Turns a walk error into a warning naming the path as reports do (no
+/// leading `./`). ignore nests its errors (a path around a depth around an
+/// I/O error, in either order): the path is taken from any level.
 fn classify_walk_error(err: ignore::Error) -> SourceWarning {
+    classify_nested(err, None)
+}
+
+fn classify_nested(err: ignore::Error, path: Option<PathBuf>) -> SourceWarning {
+    let shown = |p: &Option<PathBuf>| {
+        p.as_ref()
+            .map(|p| Origin::File(p.clone()).display_path())
+            .unwrap_or_else(|| "(unknown path)".to_string())
+    };
     match err {
-        ignore::Error::WithPath { path, err } => match *err {
-            ignore::Error::Loop { .. } => SourceWarning::LinkLoop {
-                path: path.display().to_string(),
-            },
-            ignore::Error::Io(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                SourceWarning::BrokenLink {
-                    path: path.display().to_string(),
-                }
-            }
-            ignore::Error::Io(error) => SourceWarning::Unreadable {
-                path: path.display().to_string(),
-                error,
-            },
-            other => SourceWarning::Walk(format!("{}: {other}", path.display())),
-        },
-        ignore::Error::WithDepth { err, .. } => classify_walk_error(*err),
+        ignore::Error::WithPath { path, err } => classify_nested(*err, Some(path)),
+        ignore::Error::WithDepth { err, .. } | ignore::Error::WithLineNumber { err, .. } => {
+            classify_nested(*err, path)
+        }
         ignore::Error::Loop { child, .. } => SourceWarning::LinkLoop {
-            path: child.display().to_string(),
+            path: Origin::File(child).display_path(),
         },
-        other => SourceWarning::Walk(other.to_string()),
+        // Not found where a link stands: the link is broken (a file removed
+        // during the walk is reported as unreadable).
+        ignore::Error::Io(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && path
+                    .as_ref()
+                    .and_then(|p| p.symlink_metadata().ok())
+                    .is_some_and(|m| m.file_type().is_symlink()) =>
+        {
+            SourceWarning::BrokenLink { path: shown(&path) }
+        }
+        ignore::Error::Io(error) if path.is_some() => SourceWarning::Unreadable {
+            path: shown(&path),
+            error,
+        },
+        other => match path {
+            Some(_) => SourceWarning::Walk(format!("{}: {other}", shown(&path))),
+            None => SourceWarning::Walk(other.to_string()),
+        },
     }
 }

@@ -76,6 +76,8 @@ pub enum SourceWarning {
     BrokenLink { path: String },
     #[error("{path}: skipped: {size} bytes is above --max-file-size ({limit} bytes)")]
     TooLarge { path: String, size: u64, limit: u64 },
+    #[error("{path}: skipped: {kind}, not a regular file")]
+    NotAFile { path: String, kind: &'static str },
     #[error("{path}: skipped: symbolic link loop")]
     LinkLoop { path: String },
     #[error("{0}")]
