@@ -644,9 +644,12 @@ pub struct PostgresStore {
 
 impl PostgresStore {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        // A request waits at most this long for a connection: when the
+        // server is down, callers get "unavailable" (503, GitHub retries)
+        // within GitHub's delivery timeout rather than hanging.
         let pool = PgPoolOptions::new()
             .max_connections(16)
-            .acquire_timeout(Duration::from_secs(10))
+            .acquire_timeout(Duration::from_secs(3))
             .connect(url)
             .await?;
         Self::migrate(&pool).await?;

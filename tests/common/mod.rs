@@ -4,6 +4,7 @@
 
 pub mod db;
 pub mod github;
+pub mod private_pg;
 pub mod server;
 pub mod smtp;
 

@@ -1,0 +1,202 @@
+//! The key store goes away mid-run: a private PostgreSQL server (never the
+//! machine's shared one) is stopped as a crash would stop it while partner
+//! reports are being answered. Reports then get 503 (GitHub retries), no
+//! revocation is half-written, and once the store is back every retried
+//! report succeeds and each key is revoked, recorded and emailed once.
+
+mod common;
+
+use common::db::TestDb;
+use common::github::{Signer, serve_trusting};
+use common::keywarden;
+use common::private_pg::PrivatePostgres;
+use common::server::{get, key_info, post};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+const KEYS: usize = 60;
+const THREADS: usize = 4;
+
+fn report(token: &str) -> String {
+    format!(
+        r#"[{{"token":"{token}","type":"openrouter_api_key","url":"https://github.com/o/r/blob/main/.env","source":"content"}}]"#
+    )
+}
+
+fn count(db: &TestDb, sql: &str) -> i64 {
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(db.query_i64(sql))[0]
+}
+
+#[test]
+fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back() {
+    let mut pg = PrivatePostgres::start();
+    let db = TestDb::Postgres {
+        schema: "public".into(),
+        url: pg.url(),
+    };
+    // The inventory: KEYS live keys, imported in one go.
+    let keys: Vec<String> = (0..KEYS).map(|_| common::gen_key()).collect();
+    let inventory = tempfile::NamedTempFile::new().unwrap();
+    let mut csv = String::from("key,name,owner_email\n");
+    for (i, k) in keys.iter().enumerate() {
+        csv.push_str(&format!("{k},key-{i},owner{i}@example.com\n"));
+    }
+    std::fs::write(inventory.path(), csv).unwrap();
+    keywarden()
+        .args(["keys", "import", "--database-url", &pg.url()])
+        .arg(inventory.path())
+        .assert()
+        .success();
+
+    let signer = Signer::new();
+    let (server, _github_keys) = serve_trusting(&pg.url(), &signer, &["--mail-poll", "200ms"]);
+    assert_eq!(key_info(&server, &keys[0]).status, 200);
+    let url = server.url("/github/secret-scanning");
+    let send = |token: &str| {
+        let body = report(token);
+        let signature = signer.sign(body.as_bytes());
+        post(
+            &url,
+            &[
+                ("Github-Public-Key-Identifier", &signer.id),
+                ("Github-Public-Key-Signature", &signature),
+            ],
+            body.as_bytes(),
+        )
+    };
+
+    // Reports from 4 threads; the store crashes after about a third, while
+    // reports are in flight.
+    let crashed = AtomicBool::new(false);
+    let sent = AtomicUsize::new(0);
+    let statuses: Vec<(usize, u16, Option<String>)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..THREADS)
+            .map(|t| {
+                let (keys, send, crashed, sent) = (&keys, &send, &crashed, &sent);
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    for i in (t..KEYS).step_by(THREADS) {
+                        if sent.load(Ordering::SeqCst) >= KEYS / 3 {
+                            // The rest surely meets a store that is down.
+                            while !crashed.load(Ordering::SeqCst) {
+                                std::thread::sleep(Duration::from_millis(2));
+                            }
+                        }
+                        let reply = send(&keys[i]);
+                        sent.fetch_add(1, Ordering::SeqCst);
+                        out.push((i, reply.status, reply.retry_after));
+                    }
+                    out
+                })
+            })
+            .collect();
+        while sent.load(Ordering::SeqCst) < KEYS / 3 - THREADS {
+            std::thread::sleep(Duration::from_millis(1));
+        }
+        pg.crash();
+        crashed.store(true, Ordering::SeqCst);
+        handles
+            .into_iter()
+            .flat_map(|h| h.join().unwrap())
+            .collect()
+    });
+    let answered: Vec<usize> = statuses
+        .iter()
+        .filter(|s| s.1 == 200)
+        .map(|s| s.0)
+        .collect();
+    let unavailable: Vec<usize> = statuses
+        .iter()
+        .filter(|s| s.1 == 503)
+        .map(|s| s.0)
+        .collect();
+    let other: Vec<_> = statuses
+        .iter()
+        .filter(|s| s.1 != 200 && s.1 != 503)
+        .collect();
+    assert!(other.is_empty(), "neither 200 nor 503: {other:?}");
+    assert!(!answered.is_empty() && !unavailable.is_empty());
+    assert!(
+        statuses
+            .iter()
+            .filter(|s| s.1 == 503)
+            .all(|s| s.2.is_some()),
+        "a 503 tells GitHub when to retry"
+    );
+
+    // While down: the key check and readiness say so too, quickly enough
+    // for GitHub's delivery timeout.
+    let started = Instant::now();
+    assert_eq!(key_info(&server, &keys[KEYS - 1]).status, 503);
+    assert_eq!(send(&keys[KEYS - 1]).status, 503);
+    let down_answer = started.elapsed() / 2;
+    assert!(
+        down_answer < Duration::from_secs(5),
+        "{down_answer:?} to say 503"
+    );
+    let ready = get(&server.url("/readyz"), &[]);
+    assert_eq!(ready.status, 503);
+    assert_ne!(ready.json()["store"], "ok");
+
+    pg.resume();
+    // Nothing half-written: a key is revoked exactly when its revocation,
+    // incident and email are recorded, and each answered report did all.
+    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
+        assert_eq!(
+            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
+            answered.len() as i64,
+            "{table} after the crash"
+        );
+    }
+    assert_eq!(
+        count(
+            &db,
+            "SELECT COUNT(*) FROM keys WHERE revoked_at IS NOT NULL"
+        ),
+        answered.len() as i64
+    );
+
+    // GitHub retries every report that got 503, then redelivers them all.
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut pending = unavailable.clone();
+    while !pending.is_empty() {
+        assert!(Instant::now() < deadline, "still failing: {pending:?}");
+        pending.retain(|&i| send(&keys[i]).status != 200);
+    }
+    for k in &keys {
+        let reply = send(k);
+        assert_eq!(reply.status, 200);
+        assert_eq!(reply.json()[0]["label"], "true_positive");
+        assert_eq!(key_info(&server, k).status, 401);
+    }
+    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
+        assert_eq!(
+            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
+            KEYS as i64,
+            "{table}: one row per key"
+        );
+    }
+    assert_eq!(
+        count(&db, "SELECT COUNT(DISTINCT key_id) FROM revocations"),
+        KEYS as i64
+    );
+    // Every owner emailed once, by the worker that lived through the crash.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let sent = count(&db, "SELECT COUNT(*) FROM outbox WHERE state = 'sent'");
+        if sent == KEYS as i64 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "{sent} of {KEYS} emails sent");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let emails = std::fs::read_dir(server.mail_dir.path()).unwrap().count();
+    assert_eq!(emails, KEYS, "one email per key");
+    eprintln!(
+        "{} reports answered before the crash, {} got 503; a request while down took {:?}",
+        answered.len(),
+        unavailable.len(),
+        down_answer
+    );
+}
