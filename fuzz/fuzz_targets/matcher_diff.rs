@@ -4,9 +4,9 @@
 //! (in memory and streamed, with tiny chunks) against one whole search.
 #![no_main]
 
-use keywarden::matcher::{Matcher, RawMatch};
+use keywarden::matcher::{MatchCache, Matcher, RawMatch};
 use keywarden::rules::{RuleOrigin, RuleSet, parse_document};
-use keywarden::sources::Chunker;
+use keywarden::sources::{Chunk, Chunker};
 use libfuzzer_sys::fuzz_target;
 use std::sync::OnceLock;
 
@@ -51,12 +51,21 @@ fn matchers() -> &'static [Matcher; 2] {
     })
 }
 
-fn shifted(m: &RawMatch, by: usize) -> RawMatch {
-    RawMatch {
-        secret: m.secret.start + by..m.secret.end + by,
-        rule: m.rule,
-        span: m.span.start + by..m.span.end + by,
-    }
+/// Matches in one chunk that belong to it, placed in the whole input.
+fn kept(m: &Matcher, cache: &mut MatchCache, c: &Chunk<'_>, out: &mut Vec<RawMatch>) {
+    let mut found = Vec::new();
+    m.find_all(cache, c.data, &mut found);
+    let at = c.start.offset as usize;
+    out.extend(
+        found
+            .into_iter()
+            .filter(|f| c.keep.contains(&f.span.start))
+            .map(|f| RawMatch {
+                secret: f.secret.start + at..f.secret.end + at,
+                rule: f.rule,
+                span: f.span.start + at..f.span.end + at,
+            }),
+    );
 }
 
 fuzz_target!(|data: &[u8]| {
@@ -82,33 +91,12 @@ fuzz_target!(|data: &[u8]| {
             overlap: m.overlap(),
         };
         let mut chunked = Vec::new();
-        let mut found = Vec::new();
-        chunker.slices(hay, |c| {
-            found.clear();
-            m.find_all(&mut cache, c.data, &mut found);
-            let at = c.start.offset as usize;
-            chunked.extend(
-                found
-                    .iter()
-                    .filter(|f| c.keep.contains(&f.span.start))
-                    .map(|f| shifted(f, at)),
-            );
-        });
+        chunker.slices(hay, |c| kept(m, &mut cache, &c, &mut chunked));
         assert_eq!(chunked, whole, "chunked != whole (matcher {i})");
 
         let mut streamed = Vec::new();
         chunker
-            .stream(hay, |c, _binary| {
-                found.clear();
-                m.find_all(&mut cache, c.data, &mut found);
-                let at = c.start.offset as usize;
-                streamed.extend(
-                    found
-                        .iter()
-                        .filter(|f| c.keep.contains(&f.span.start))
-                        .map(|f| shifted(f, at)),
-                );
-            })
+            .stream(hay, |c, _binary| kept(m, &mut cache, &c, &mut streamed))
             .expect("reading a slice cannot fail");
         assert_eq!(streamed, whole, "streamed != whole (matcher {i})");
     }
