@@ -6,7 +6,6 @@
 
 mod common;
 
-use common::db::TestDb;
 use common::github::{Signer, serve_trusting};
 use common::keywarden;
 use common::private_pg::PrivatePostgres;
@@ -23,18 +22,25 @@ fn report(token: &str) -> String {
     )
 }
 
-fn count(db: &TestDb, sql: &str) -> i64 {
+/// One number from the private server (queried directly, not through
+/// keywarden; never the shared test server).
+fn count(url: &str, sql: &str) -> i64 {
+    use sqlx::{Connection, Row};
     let rt = tokio::runtime::Runtime::new().unwrap();
-    rt.block_on(db.query_i64(sql))[0]
+    rt.block_on(async {
+        let mut c = sqlx::PgConnection::connect(url).await.unwrap();
+        sqlx::query(sql)
+            .fetch_one(&mut c)
+            .await
+            .unwrap()
+            .get::<i64, _>(0)
+    })
 }
 
 #[test]
 fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back() {
     let mut pg = PrivatePostgres::start();
-    let db = TestDb::Postgres {
-        schema: "public".into(),
-        url: pg.url(),
-    };
+    let db = pg.url();
     // The inventory: KEYS live keys, imported in one go.
     let keys: Vec<String> = (0..KEYS).map(|_| common::gen_key()).collect();
     let inventory = tempfile::NamedTempFile::new().unwrap();
@@ -141,21 +147,24 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
 
     pg.resume();
     // Nothing half-written: a key is revoked exactly when its revocation,
-    // incident and email are recorded, and each answered report did all.
+    // incident and email are recorded, and each report answered 200 did
+    // all. (A report cut off by the crash after its commit may have taken
+    // effect though answered 503; GitHub's retry then finds it done.)
+    let revoked = count(
+        &db,
+        "SELECT COUNT(*) FROM keys WHERE revoked_at IS NOT NULL",
+    );
     for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
         assert_eq!(
             count(&db, &format!("SELECT COUNT(*) FROM {table}")),
-            answered.len() as i64,
+            revoked,
             "{table} after the crash"
         );
     }
-    assert_eq!(
-        count(
-            &db,
-            "SELECT COUNT(*) FROM keys WHERE revoked_at IS NOT NULL"
-        ),
-        answered.len() as i64
-    );
+    assert!(revoked >= answered.len() as i64);
+    for &i in &answered {
+        assert_eq!(key_info(&server, &keys[i]).status, 401, "answered key {i}");
+    }
 
     // GitHub retries every report that got 503, then redelivers them all.
     let deadline = Instant::now() + Duration::from_secs(30);
