@@ -52,6 +52,12 @@ os.makedirs(f"{work}/bodies")
 for i, k in enumerate(keys[:reported]):
     open(f"{work}/bodies/{i}.json", "w").write(
         f'[{{"token":"{k}","type":"openrouter_api_key","url":"https://github.com/soak/r/blob/{i}/.env","source":"commit"}}]')
+# Forged reports name keys that are never validly reported: one accepted
+# forgery would revoke a key the last check expects live.
+os.makedirs(f"{work}/forged")
+for i, k in enumerate(keys[reported:reported + reported]):
+    open(f"{work}/forged/{i}.json", "w").write(
+        f'[{{"token":"{k}","type":"openrouter_api_key","url":"https://github.com/soak/f/blob/{i}/.env","source":"commit"}}]')
 open(f"{work}/checked.txt", "w").write("\n".join(keys[reported:]) + "\n")
 PY
 "$bin" keys import --database-url "$url" "$work/inventory.csv" >/dev/null
@@ -60,11 +66,12 @@ key_id=$("$bin" partner keygen --out "$work/gh" 2>/dev/null)
 # The wrk script: signed bodies, forged ones, key checks, and counters of
 # what came back (told apart by status and body).
 {
-  echo "local bodies, sigs, checks = {}, {}, {}"
+  echo "local bodies, sigs, forged, checks = {}, {}, {}, {}"
   for i in $(seq 0 $((reported - 1))); do
     sig=$("$bin" partner sign --key "$work/gh/private.pem" --key-id "$key_id" "$work/bodies/$i.json" \
       | sed -n 's/^Github-Public-Key-Signature: //p')
-    printf 'bodies[%d] = [==[%s]==]; sigs[%d] = "%s"\n' $((i + 1)) "$(cat "$work/bodies/$i.json")" $((i + 1)) "$sig"
+    printf 'bodies[%d] = [==[%s]==]; sigs[%d] = "%s"; forged[%d] = [==[%s]==]\n' $((i + 1)) \
+      "$(cat "$work/bodies/$i.json")" $((i + 1)) "$sig" $((i + 1)) "$(cat "$work/forged/$i.json")"
   done
   while read -r k; do printf 'checks[#checks + 1] = "%s"\n' "$k"; done < "$work/checked.txt"
   cat <<LUA
@@ -91,9 +98,9 @@ function request()
     return wrk.format("POST", "/github/secret-scanning", headers(sigs[i]), bodies[i])
   elseif kind == 1 then
     local i = math.floor(n / 3) % #bodies + 1
-    local sig = sigs[(i % #bodies) + 1]
+    local sig = sigs[i]
     if n % 2 == 0 then sig = "MEUCIQ" .. string.rep("A", 60) .. "==" end
-    return wrk.format("POST", "/github/secret-scanning", headers(sig), bodies[i])
+    return wrk.format("POST", "/github/secret-scanning", headers(sig), forged[i])
   else
     local k = checks[math.floor(n / 3) % #checks + 1]
     return wrk.format("GET", "/api/v1/key", { ["Authorization"] = "Bearer " .. k })
@@ -136,7 +143,9 @@ for r in $(seq 1 "$replicas"); do
     --mail-poll 200ms 2>"$work/serve$r.log" &
   pids+=($!)
   for _ in $(seq 100); do grep -q "serving on" "$work/serve$r.log" && break; sleep 0.1; done
-  addrs+=("$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$work/serve$r.log")")
+  addr=$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$work/serve$r.log")
+  [ -n "$addr" ] || { echo "replica $r did not start:" >&2; cat "$work/serve$r.log" >&2; exit 1; }
+  addrs+=("$addr")
 done
 server_pids=("${pids[@]}")
 
@@ -170,10 +179,12 @@ for r in $(seq 1 "$replicas"); do
   check "replica $r: no socket errors" [ "$errors" = 0 ]
   check "replica $r: no unexpected answers" [ "$(get other)" = 0 ]
   check "replica $r: valid reports answered" [ "$(get report_ok)" -gt 0 ]
-  warm=$(awk -v c=$((r + 1)) 'NR == 10 {print $c}' "$work/rss.txt")
+  check "replica $r: every key check of a live key answered 200 or 429" [ "$(get check_other)" = 0 ]
+  warm_at=$((duration < 20 ? duration / 2 : 10))
+  warm=$(awk -v c=$((r + 1)) -v w=$warm_at 'NR == w {print $c}' "$work/rss.txt")
   end=$(awk -v c=$((r + 1)) 'END {print $c}' "$work/rss.txt")
   peak=$(awk -v c=$((r + 1)) 'BEGIN {m = 0} $c > m {m = $c} END {print m}' "$work/rss.txt")
-  echo "   RSS at 10 s ${warm} KiB, at end ${end} KiB, peak ${peak} KiB"
+  echo "   RSS at ${warm_at} s ${warm} KiB, at end ${end} KiB, peak ${peak} KiB"
   check "replica $r: RSS flat after warm-up" [ "$end" -le $((warm * 110 / 100 + 4096)) ]
 done
 
