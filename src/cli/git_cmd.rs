@@ -75,7 +75,7 @@ pub fn run_staged(args: StagedArgs) -> anyhow::Result<u8> {
             paths.len()
         );
         for (path, line) in &paths {
-            eprintln!("  {path}:{line}");
+            eprintln!("  {}:{line}", keywarden::report::printable(path));
         }
         eprintln!(
             "Remove each from the file, then re-stage it (`git add FILE`), or unstage the file with \

@@ -75,26 +75,31 @@ impl ReportContext<'_> {
     }
 }
 
-/// Writes `findings` in `format`. Text output carries ANSI styles; pass an
-/// `anstream` writer to strip them where colour is not wanted.
-/// `s` with control characters (newlines, escape sequences) written as
-/// Rust escapes (`\n`, `\u{1b}`), for output read on a terminal: a file
-/// name cannot break a line or restyle the screen.
+/// `s` with control characters (newlines, escape sequences) and bidi
+/// overrides written as Rust escapes (`\n`, `\u{1b}`, `\u{202e}`), for
+/// output read on a terminal: a file name or commit message cannot break a
+/// line, restyle the screen or reorder what is shown.
 pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    if !s.chars().any(char::is_control) {
+    let hostile =
+        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
+    if !s.chars().any(hostile) {
         return s.into();
     }
     let mut out = String::with_capacity(s.len() + 8);
     for c in s.chars() {
-        if c.is_control() {
+        if !hostile(c) {
+            out.push(c);
+        } else if c.is_control() {
             out.extend(c.escape_debug());
         } else {
-            out.push(c);
+            out.extend(c.escape_unicode());
         }
     }
     out.into()
 }
 
+/// Writes `findings` in `format`. Text output carries ANSI styles; pass an
+/// `anstream` writer to strip them where colour is not wanted.
 pub fn write_report(
     out: &mut dyn Write,
     format: Format,
@@ -124,5 +129,6 @@ mod tests {
             "new\\nline\\t\\u{1b}[31m.txt"
         );
         assert_eq!(printable("ключ\u{fffd}.txt"), "ключ\u{fffd}.txt");
+        assert_eq!(printable("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
     }
 }

@@ -56,7 +56,11 @@ pub(super) fn write(
         }
         writeln!(out)?;
         if let Some(c) = &f.commit {
-            writeln!(out, "      {DIM}{}{DIM:#}", super::commit::one_line(c))?;
+            writeln!(
+                out,
+                "      {DIM}{}{DIM:#}",
+                super::printable(&super::commit::one_line(c))
+            )?;
         }
     }
     Ok(())
