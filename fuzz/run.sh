@@ -12,7 +12,7 @@ targets=(partner_report rule_file matcher_diff authorization)
 [ "${1:-all}" = all ] || targets=("$1")
 secs=${2:-600}
 corpus_root=${KEYWARDEN_FUZZ_CORPUS:-corpus}
-if rustup toolchain list | grep -q '^nightly'; then
+if rustup toolchain list 2>/dev/null | grep '^nightly' >/dev/null; then
   fuzz=(cargo +nightly fuzz run)
 else
   echo "no nightly toolchain: fuzzing without a sanitizer" >&2

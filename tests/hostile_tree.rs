@@ -51,6 +51,13 @@ fn open_up(root: &Path) {
     }
 }
 
+/// Whether any user may run `bin`: it and every directory above it are
+/// executable by others.
+fn world_reachable(bin: &Path) -> bool {
+    bin.ancestors()
+        .all(|p| std::fs::metadata(p).is_ok_and(|m| m.permissions().mode() & 0o001 != 0))
+}
+
 #[test]
 fn a_hostile_tree_is_scanned_whole_with_every_skip_explained_in_bounded_memory() {
     let dir = tempfile::tempdir().unwrap();
@@ -147,14 +154,24 @@ fn a_hostile_tree_is_scanned_whole_with_every_skip_explained_in_bounded_memory()
     )
     .unwrap();
 
-    // Root reads anything: run the scan as an unprivileged user then.
-    let mut cmd = Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
+    // Root reads anything: run the scan as an unprivileged user then, from
+    // a copy of the binary when that user cannot reach the built one.
+    // SAFETY: geteuid has no preconditions.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let mut bin = assert_cmd::cargo::cargo_bin("keywarden");
+    let bin_copy = tempfile::tempdir().unwrap();
+    if as_root && !world_reachable(&bin) {
+        std::fs::set_permissions(bin_copy.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let copy = bin_copy.path().join("keywarden");
+        std::fs::copy(&bin, &copy).unwrap();
+        bin = copy;
+    }
+    let mut cmd = Command::new(&bin);
     cmd.current_dir(root)
         .env("NO_COLOR", "1")
         .args(["scan", ".", "--format", "json", "--follow"])
         .args(["--max-file-size", "5GiB"]);
-    // SAFETY: geteuid has no preconditions.
-    if unsafe { libc::geteuid() } == 0 {
+    if as_root {
         cmd.uid(65534).gid(65534);
     }
     let out = cmd.output().unwrap();

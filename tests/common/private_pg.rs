@@ -14,12 +14,21 @@ pub struct PrivatePostgres {
 }
 
 /// The directory holding `initdb` and `pg_ctl`: `pg_config --bindir`, else
-/// the newest Debian install.
+/// `initdb` on PATH, else the newest Debian install.
 fn bin_dir() -> PathBuf {
     if let Ok(out) = Command::new("pg_config").arg("--bindir").output() {
         let dir = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
         if dir.join("initdb").exists() {
             return dir;
+        }
+    }
+    if let Ok(out) = Command::new("sh")
+        .args(["-c", "command -v initdb"])
+        .output()
+    {
+        let initdb = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
+        if let Some(dir) = initdb.parent().filter(|_| initdb.is_file()) {
+            return dir.to_path_buf();
         }
     }
     let mut versions: Vec<PathBuf> = std::fs::read_dir("/usr/lib/postgresql")
