@@ -9,7 +9,7 @@ mod common;
 use common::github::{Signer, serve_trusting};
 use common::keywarden;
 use common::private_pg::PrivatePostgres;
-use common::server::{get, key_info, post};
+use common::server::{Reply, Server, get, key_info, post};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
@@ -37,12 +37,9 @@ fn count(url: &str, sql: &str) -> i64 {
     })
 }
 
-#[test]
-fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back() {
-    let mut pg = PrivatePostgres::start();
-    let db = pg.url();
-    // The inventory: KEYS live keys, imported in one go.
-    let keys: Vec<String> = (0..KEYS).map(|_| common::gen_key()).collect();
+/// `n` fresh live keys, imported into the store at `url` in one go.
+fn import_keys(url: &str, n: usize) -> Vec<String> {
+    let keys: Vec<String> = (0..n).map(|_| common::gen_key()).collect();
     let inventory = tempfile::NamedTempFile::new().unwrap();
     let mut csv = String::from("key,name,owner_email\n");
     for (i, k) in keys.iter().enumerate() {
@@ -50,27 +47,36 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
     }
     std::fs::write(inventory.path(), csv).unwrap();
     keywarden()
-        .args(["keys", "import", "--database-url", &pg.url()])
+        .args(["keys", "import", "--database-url", url])
         .arg(inventory.path())
         .assert()
         .success();
+    keys
+}
 
+/// A one-token partner report of `token`, signed as GitHub would.
+fn send_report(server: &Server, signer: &Signer, token: &str) -> Reply {
+    let body = report(token);
+    let signature = signer.sign(body.as_bytes());
+    post(
+        &server.url("/github/secret-scanning"),
+        &[
+            ("Github-Public-Key-Identifier", &signer.id),
+            ("Github-Public-Key-Signature", &signature),
+        ],
+        body.as_bytes(),
+    )
+}
+
+#[test]
+fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back() {
+    let mut pg = PrivatePostgres::start();
+    let db = pg.url();
+    let keys = import_keys(&pg.url(), KEYS);
     let signer = Signer::new();
     let (server, _github_keys) = serve_trusting(&pg.url(), &signer, &["--mail-poll", "200ms"]);
     assert_eq!(key_info(&server, &keys[0]).status, 200);
-    let url = server.url("/github/secret-scanning");
-    let send = |token: &str| {
-        let body = report(token);
-        let signature = signer.sign(body.as_bytes());
-        post(
-            &url,
-            &[
-                ("Github-Public-Key-Identifier", &signer.id),
-                ("Github-Public-Key-Signature", &signature),
-            ],
-            body.as_bytes(),
-        )
-    };
+    let send = |token: &str| send_report(&server, &signer, token);
 
     // Reports from 4 threads; the store crashes after about a third, while
     // reports are in flight.
@@ -208,4 +214,135 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
         unavailable.len(),
         down_answer
     );
+}
+
+/// Holds `LOCK TABLE keys IN ACCESS EXCLUSIVE MODE` on the store at `url`
+/// (as a migration or an operator's open transaction might) until the
+/// returned sender is dropped, or for 20 s at most.
+fn lock_keys_table(url: &str) -> std::sync::mpsc::Sender<()> {
+    let (release, released) = std::sync::mpsc::channel::<()>();
+    let (locked, is_locked) = std::sync::mpsc::channel();
+    let url = url.to_string();
+    std::thread::spawn(move || {
+        use sqlx::Connection;
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        rt.block_on(async {
+            let mut c = sqlx::PgConnection::connect(&url).await.unwrap();
+            let mut tx = c.begin().await.unwrap();
+            sqlx::query("LOCK TABLE keys IN ACCESS EXCLUSIVE MODE")
+                .execute(&mut *tx)
+                .await
+                .unwrap();
+            locked.send(()).unwrap();
+            let _ = released.recv_timeout(Duration::from_secs(20));
+            tx.rollback().await.unwrap();
+        });
+    });
+    is_locked.recv().unwrap();
+    release
+}
+
+/// Runs `f`, returning its reply and how long it took.
+fn timed(f: impl FnOnce() -> Reply) -> (Reply, Duration) {
+    let started = Instant::now();
+    let reply = f();
+    (reply, started.elapsed())
+}
+
+#[test]
+fn a_store_that_stops_answering_gets_503_within_the_store_timeout() {
+    // Two ways a store accepts a request and then never answers: a lock
+    // the query waits on, and every PostgreSQL process stopped (a
+    // partition, a hung host). Requests must not wait on it longer than
+    // --store-timeout (1 s here). The bound is under the pool's 3 s
+    // acquire timeout, so that timeout cannot be what answers.
+    let mut pg = PrivatePostgres::start();
+    let db = pg.url();
+    let keys = import_keys(&db, 4);
+    let signer = Signer::new();
+    let (server, _github_keys) = serve_trusting(&db, &signer, &["--store-timeout", "1s"]);
+    assert_eq!(key_info(&server, &keys[0]).status, 200);
+    let bound = Duration::from_millis(2500);
+    let unavailable = |what: &str, (reply, took): (Reply, Duration)| {
+        assert_eq!(reply.status, 503, "{what}: {}", reply.body);
+        assert!(reply.retry_after.is_some(), "{what}: no Retry-After");
+        assert!(took < bound, "{what} answered after {took:?}");
+    };
+
+    // 1. A lock: the connection is healthy, the query waits.
+    let release = lock_keys_table(&db);
+    unavailable(
+        "key check under a lock",
+        timed(|| key_info(&server, &keys[1])),
+    );
+    unavailable(
+        "report under a lock",
+        timed(|| send_report(&server, &signer, &keys[2])),
+    );
+    drop(release);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while key_info(&server, &keys[1]).status != 200 {
+        assert!(Instant::now() < deadline, "the store never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    // The report cut short left nothing behind.
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM revocations"), 0);
+    assert_eq!(key_info(&server, &keys[2]).status, 200);
+
+    // 2. Every server process stopped: pooled connections hang mid-query
+    // and new ones are accepted by the kernel but never answered.
+    pg.stall();
+    unavailable("stalled key check", timed(|| key_info(&server, &keys[1])));
+    unavailable(
+        "stalled report",
+        timed(|| send_report(&server, &signer, &keys[2])),
+    );
+    let (ready, took) = timed(|| get(&server.url("/readyz"), &[]));
+    assert_eq!(ready.status, 503);
+    assert_eq!(
+        ready.json()["store"],
+        "the key store did not answer within 1s"
+    );
+    assert!(took < bound, "readiness answered after {took:?}");
+    // More requests at once than the pool has connections (16): none
+    // waits for another.
+    let answers: Vec<(Reply, Duration)> = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..24)
+            .map(|i| {
+                let (server, keys) = (&server, &keys);
+                s.spawn(move || timed(|| key_info(server, &keys[i % 4])))
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    for answer in answers {
+        unavailable("concurrent stalled key check", answer);
+    }
+    let metrics = get(&server.url("/metrics"), &[]).body;
+    let timeouts: u64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("keywarden_store_timeouts_total "))
+        .expect("the store timeout counter is exported")
+        .parse()
+        .unwrap();
+    assert!(timeouts >= 29, "{timeouts} store timeouts counted");
+
+    // The store wakes: requests succeed again without a restart, and the
+    // report GitHub retries takes effect once.
+    pg.wake();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while key_info(&server, &keys[1]).status != 200 {
+        assert!(Instant::now() < deadline, "the store never came back");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let retried = send_report(&server, &signer, &keys[2]);
+    assert_eq!(retried.status, 200);
+    assert_eq!(retried.json()[0]["label"], "true_positive");
+    assert_eq!(key_info(&server, &keys[2]).status, 401);
+    for k in [&keys[0], &keys[1], &keys[3]] {
+        assert_eq!(key_info(&server, k).status, 200);
+    }
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM revocations"), 1);
+    assert_eq!(count(&db, "SELECT COUNT(*) FROM outbox"), 1);
+    eprintln!("{timeouts} store calls cut short at 1 s");
 }

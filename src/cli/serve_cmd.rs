@@ -62,6 +62,15 @@ pub struct ServeArgs {
         value_name = "FILTER"
     )]
     log: String,
+    /// The longest a request waits on the key store; a store that has not
+    /// answered by then gets the request a 503 (GitHub retries).
+    #[arg(long, default_value = "5s", value_name = "DURATION",
+          value_parser = |s: &str| match humantime::parse_duration(s) {
+              Ok(d) if d.is_zero() => Err("must be more than 0".to_string()),
+              Ok(d) => Ok(d),
+              Err(e) => Err(e.to_string()),
+          })]
+    store_timeout: Duration,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
@@ -134,6 +143,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             ServerConfig {
                 trusted_proxies: args.trusted_proxies,
                 partner_path: args.partner_path,
+                store_timeout: args.store_timeout,
             },
         );
         server::serve(listener, state, shutdown_signal()).await?;

@@ -27,9 +27,7 @@ pub async fn key_info(
         .filter(|t| looks_like_key(t))
         .ok_or(ApiError::Unauthorized)?;
     let record = state
-        .inner
-        .store
-        .find_by_hash(&KeyHash::of(token))
+        .store_call(state.inner.store.find_by_hash(&KeyHash::of(token)))
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let forwarded: Vec<&[u8]> = headers

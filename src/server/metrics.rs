@@ -17,6 +17,7 @@ pub struct Metrics {
     signature_failures: Family<Labels, Counter>,
     key_refreshes: Family<Labels, Counter>,
     pub noncurrent_key_uses: Counter,
+    pub store_timeouts: Counter,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
 }
@@ -30,6 +31,7 @@ impl Metrics {
         let signature_failures = Family::<Labels, Counter>::default();
         let key_refreshes = Family::<Labels, Counter>::default();
         let noncurrent_key_uses = Counter::default();
+        let store_timeouts = Counter::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
         registry.register(
@@ -59,6 +61,11 @@ impl Metrics {
             noncurrent_key_uses.clone(),
         );
         registry.register(
+            "store_timeouts",
+            "Store calls cut short by the store timeout (answered 503)",
+            store_timeouts.clone(),
+        );
+        registry.register(
             "outbox_depth",
             "Emails waiting to be sent",
             outbox_depth.clone(),
@@ -76,6 +83,7 @@ impl Metrics {
             signature_failures,
             key_refreshes,
             noncurrent_key_uses,
+            store_timeouts,
             outbox_depth,
             outbox_emails,
         }

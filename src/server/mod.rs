@@ -15,7 +15,7 @@ mod state;
 pub use auth::{client_ip, parse_bearer};
 pub use error::ApiError;
 pub use partner_route::BODY_LIMIT;
-pub use state::{AppState, DEFAULT_PARTNER_PATH, ServerConfig};
+pub use state::{AppState, DEFAULT_PARTNER_PATH, DEFAULT_STORE_TIMEOUT, ServerConfig};
 
 use axum::Router;
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
@@ -64,7 +64,10 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 /// 200 when the store answers and GitHub's keys are loaded; 503 saying
 /// what is missing otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
-    let store = state.inner.store.ping().await.map_err(|e| e.to_string());
+    let store = state
+        .store_call(state.inner.store.ping())
+        .await
+        .map_err(|e| e.to_string());
     let keys = state.inner.github_keys.readiness();
     let body = serde_json::json!({
         "store": match &store { Ok(()) => "ok".to_string(), Err(e) => e.clone() },
@@ -80,10 +83,11 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
-    if let Ok(depth) = inner.store.outbox_depth().await {
+    // A store that does not answer leaves the outbox gauges as they were.
+    if let Ok(depth) = state.store_call(inner.store.outbox_depth()).await {
         inner.metrics.outbox_depth.set(depth);
     }
-    if let Ok(counts) = inner.store.outbox_counts().await {
+    if let Ok(counts) = state.store_call(inner.store.outbox_counts()).await {
         inner.metrics.outbox_states(&counts);
     }
     (

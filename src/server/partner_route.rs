@@ -56,17 +56,18 @@ pub async fn github_report(
         tracing::warn!(request_id, error = %e, "partner report body refused");
         ApiError::Unprocessable(e.to_string())
     })?;
-    let answers = partner::respond_to_report(
-        &*inner.store,
-        &tokens,
-        Some(&request_id),
-        OffsetDateTime::now_utc(),
-    )
-    .await
-    .map_err(|e| {
-        tracing::error!(request_id, error = %e, "partner report not recorded");
-        ApiError::from(e)
-    })?;
+    let answers = state
+        .store_call(partner::respond_to_report(
+            &*inner.store,
+            &tokens,
+            Some(&request_id),
+            OffsetDateTime::now_utc(),
+        ))
+        .await
+        .map_err(|e| {
+            tracing::error!(request_id, error = %e, "partner report not recorded");
+            ApiError::from(e)
+        })?;
     let mut revoked = 0;
     let mut seen_again = 0;
     for (label, outcome) in &answers {

@@ -2,16 +2,21 @@
 
 use super::metrics::Metrics;
 use super::rate_limit::RateLimits;
-use crate::keystore::KeyStore;
+use crate::keystore::{KeyStore, StoreError};
 use crate::partner::GithubKeys;
 use ipnet::IpNet;
 use std::collections::HashMap;
+use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use time::OffsetDateTime;
 
 /// How often a key's last-used time is written at most.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+
+/// How long a request waits on the key store by default before it is
+/// answered 503 (GitHub's deliveries time out after about 10 s).
+pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// The default path of the partner endpoint.
 pub const DEFAULT_PARTNER_PATH: &str = "/github/secret-scanning";
@@ -23,6 +28,9 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<IpNet>,
     /// Where GitHub posts secret-scanning reports.
     pub partner_path: String,
+    /// The longest a request waits on the key store; a store that has not
+    /// answered by then counts as unavailable.
+    pub store_timeout: Duration,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +38,7 @@ impl Default for ServerConfig {
         ServerConfig {
             trusted_proxies: Vec::new(),
             partner_path: DEFAULT_PARTNER_PATH.to_string(),
+            store_timeout: DEFAULT_STORE_TIMEOUT,
         }
     }
 }
@@ -64,6 +73,25 @@ impl AppState {
                 metrics: Metrics::new(),
                 last_touch: Mutex::new(HashMap::new()),
             }),
+        }
+    }
+
+    /// Runs one store call within the store timeout. A store that accepts
+    /// connections but does not answer (stopped, partitioned, locked) is
+    /// then treated like one that is down: the request gets 503, not a hang.
+    /// A call cut short may still take effect once the store wakes; every
+    /// store write is idempotent, so GitHub's redelivery is safe.
+    pub(super) async fn store_call<T>(
+        &self,
+        call: impl Future<Output = Result<T, StoreError>>,
+    ) -> Result<T, StoreError> {
+        let limit = self.inner.config.store_timeout;
+        match tokio::time::timeout(limit, call).await {
+            Ok(result) => result,
+            Err(_) => {
+                self.inner.metrics.store_timeouts.inc();
+                Err(StoreError::TimedOut(limit))
+            }
         }
     }
 

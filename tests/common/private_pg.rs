@@ -11,6 +11,7 @@ pub struct PrivatePostgres {
     bin: PathBuf,
     port: u16,
     running: bool,
+    stalled: bool,
 }
 
 /// The directory holding `initdb` and `pg_ctl`: `pg_config --bindir`, else
@@ -75,6 +76,7 @@ impl PrivatePostgres {
             bin: bin_dir(),
             port,
             running: false,
+            stalled: false,
         };
         let data = pg.data();
         pg.run(
@@ -167,10 +169,59 @@ impl PrivatePostgres {
         );
         self.running = false;
     }
+
+    /// Freezes the server and every backend (SIGSTOP): connections stay
+    /// open and new ones are accepted by the kernel, but nothing answers,
+    /// as with a partition or a hung host.
+    pub fn stall(&mut self) {
+        self.signal_all(libc::SIGSTOP);
+        self.stalled = true;
+    }
+
+    /// Lets a stalled server run on (SIGCONT).
+    pub fn wake(&mut self) {
+        self.signal_all(libc::SIGCONT);
+        self.stalled = false;
+    }
+
+    /// Sends `signal` to the postmaster and each of its children.
+    fn signal_all(&self, signal: i32) {
+        let pid_file = std::fs::read_to_string(self.data().join("postmaster.pid")).unwrap();
+        let postmaster: i32 = pid_file.lines().next().unwrap().trim().parse().unwrap();
+        let mut pids = vec![postmaster];
+        for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+            let Some(pid) = entry
+                .file_name()
+                .to_str()
+                .and_then(|n| n.parse::<i32>().ok())
+            else {
+                continue;
+            };
+            // /proc/PID/stat: "pid (comm) state ppid ..."; comm may hold spaces.
+            let Ok(stat) = std::fs::read_to_string(entry.path().join("stat")) else {
+                continue;
+            };
+            let ppid = stat
+                .rsplit_once(')')
+                .and_then(|(_, rest)| rest.split_whitespace().nth(1)?.parse::<i32>().ok());
+            if ppid == Some(postmaster) {
+                pids.push(pid);
+            }
+        }
+        for pid in pids {
+            // SAFETY: kill has no memory preconditions.
+            let sent = unsafe { libc::kill(pid, signal) } == 0;
+            // A backend may have exited since /proc was read.
+            assert!(sent || pid != postmaster, "kill({pid}, {signal}) failed");
+        }
+    }
 }
 
 impl Drop for PrivatePostgres {
     fn drop(&mut self) {
+        if self.stalled {
+            self.wake();
+        }
         if self.running {
             let data = self.data();
             let _ = self

@@ -108,9 +108,12 @@ impl Reply {
     }
 }
 
+/// No request waits more than a minute: a server that hangs fails the
+/// test instead of stalling it.
 fn agent() -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
+        .timeout_global(Some(std::time::Duration::from_secs(60)))
         .build()
         .into()
 }
