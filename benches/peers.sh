@@ -1,0 +1,160 @@
+#!/usr/bin/env bash
+# keywarden against peer secret scanners on the same work: one rule (the
+# OpenRouter key pattern, given to each peer as a custom rule from
+# benches/peers/), the same inputs, measured in the same run.
+#
+#   benches/peers.sh [tree|history|all] [runs]
+#
+# tree:    the 72 MB working-tree corpus (HEAD trees of git and cargo plus
+#          planted keys and hard cases: ../shared/bench/make_tree_corpus.py)
+# history: the planted-key history corpus (make_git_corpus.py) for recall,
+#          and cargo's full history (all refs) for speed
+#
+# Prints, per corpus and tool: median wall time (hyperfine), the ratio to
+# keywarden, peak RSS, and recall against the corpus's ground truth
+# (distinct planted keys found; other distinct matches are listed too).
+# Needs ../shared/bench/install-peers.sh run first (tools under
+# $BENCH_DATA/tools/bin), and snapshots of git's and cargo's repositories:
+# GIT_REPO and CARGO_REPO (bare is fine; default: /work/.mirror/…).
+# Generated data stays in $BENCH_DATA (default /tmp/kw-bench), never here.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+what=${1:-all}
+runs=${2:-5}
+BENCH_DATA=${BENCH_DATA:-/tmp/kw-bench}
+SHARED=${SHARED_BENCH:-../shared/bench}
+GIT_REPO=${GIT_REPO:-/work/.mirror/git+git/repo}
+CARGO_REPO=${CARGO_REPO:-/work/.mirror/rust-lang+cargo/repo}
+T=$BENCH_DATA/tools/bin
+PEERS=$PWD/benches/peers
+out=$BENCH_DATA/peers
+mkdir -p "$out"
+for tool in gitleaks betterleaks kingfisher; do
+  [ -x "$T/$tool" ] || { echo "missing $T/$tool: run $SHARED/install-peers.sh" >&2; exit 2; }
+done
+command -v hyperfine >/dev/null || { echo "missing hyperfine: run $SHARED/install-peers.sh" >&2; exit 2; }
+
+cargo build --release --locked -q
+KW=$PWD/target/release/keywarden
+
+# Corpora, made once.
+if [ ! -f "$BENCH_DATA/tree.truth.json" ]; then
+  python3 "$SHARED/make_tree_corpus.py" --src "git=$GIT_REPO" --src "cargo=$CARGO_REPO" \
+    --out "$BENCH_DATA/tree" --truth "$BENCH_DATA/tree.truth.json"
+fi
+if [ ! -f "$BENCH_DATA/gitcorpus.truth.json" ]; then
+  python3 "$SHARED/make_git_corpus.py" --out "$BENCH_DATA/gitcorpus" \
+    --truth "$BENCH_DATA/gitcorpus.truth.json"
+fi
+
+# The command each tool runs on TARGET, its findings written to OUTPUT.
+# kind: dir (a directory) or git (all of a repository's history).
+# The same work for all: peers' extras that keywarden does not do are off
+# (gitleaks/betterleaks decoding of base64/hex/percent-encoded text,
+# betterleaks/kingfisher archive extraction, kingfisher validation); with
+# them on, the peers are slower still (BENCHMARKS.md has one such run).
+command_for() {
+  local tool=$1 kind=$2 target=$3 output=$4
+  case "$tool/$kind" in
+    keywarden/dir) echo "$KW scan --no-ignore -q --show-secrets -f json -o $output --exit-code 0 $target" ;;
+    keywarden/git) echo "$KW history -q --show-secrets -f json -o $output --exit-code 0 $target" ;;
+    gitleaks/dir) echo "$T/gitleaks dir -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth 0 -f json -r $output $target" ;;
+    gitleaks/git) echo "$T/gitleaks git -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth 0 -f json -r $output $target" ;;
+    betterleaks/dir) echo "$T/betterleaks filesystem -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth=0 --max-archive-depth=0 -o $output $target" ;;
+    betterleaks/git) echo "$T/betterleaks git -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth=0 --max-archive-depth=0 -o $output $target" ;;
+    kingfisher/dir) echo "$T/kingfisher scan --no-update-check --load-builtins false --rules-path $PEERS/kingfisher.yaml -n --no-extract-archives --git-history none --format json --output $output $target" ;;
+    kingfisher/git) echo "$T/kingfisher scan --no-update-check --load-builtins false --rules-path $PEERS/kingfisher.yaml -n --no-extract-archives --git-history full --format json --output $output $target" ;;
+  esac
+}
+
+# Distinct secrets in a tool's findings file, one per line. Every tool
+# prints secrets whole (keywarden with --show-secrets) so they can be
+# scored; the files stay in $BENCH_DATA.
+secrets_of() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+tool, path = sys.argv[1], sys.argv[2]
+text = open(path).read()
+found = set()
+if tool == "keywarden":
+    found = {f["secret"] for f in json.loads(text)}
+elif tool == "gitleaks":
+    found = {f["Secret"] for f in json.loads(text or "[]")}
+elif tool == "betterleaks":
+    found = {f["match"]["value"] for f in json.loads(text or "{}").get("findings") or []}
+elif tool == "kingfisher":
+    found = {f["finding"]["snippet"] for f in json.loads(text or "{}").get("findings") or []}
+for s in sorted(found):
+    print(s)
+PY
+}
+
+# score TRUTH SECRETS_FILE: "found/total" and the distinct matches that are
+# not planted keys.
+score() {
+  python3 - "$1" "$2" <<'PY'
+import json, sys
+truth = {k["key"] for k in json.load(open(sys.argv[1]))["keys"]}
+found = {l.strip() for l in open(sys.argv[2]) if l.strip()}
+hit = truth & found
+extra = sorted(found - truth)
+kinds = {}
+for e in extra:
+    kind = "sk-or-v2 (rule accepts later versions)" if e.startswith("sk-or-v2-") else "other"
+    kinds[kind] = kinds.get(kind, 0) + 1
+missed = [k.get("scenario") or k.get("case") or k["key"][:16]
+          for k in json.load(open(sys.argv[1]))["keys"] if k["key"] not in found]
+missed = sorted(set(missed))
+print(f"{len(hit)}/{len(truth)}" + (f" (missed: {', '.join(missed)})" if missed else "")
+      + "".join(f"; +{n} {k}" for k, n in kinds.items()))
+PY
+}
+
+bench() { # name kind target truth
+  local name=$1 kind=$2 target=$3 truth=$4
+  local cmds=() tools=(keywarden gitleaks betterleaks kingfisher)
+  echo "== $name ($kind: $target)"
+  for tool in "${tools[@]}"; do
+    cmds+=("$(command_for "$tool" "$kind" "$target" "$out/$name.$tool.json")")
+  done
+  # -i: kingfisher exits 200 when it finds something; every tool's exit
+  # status is checked on the scoring run below instead.
+  hyperfine -N -i --warmup 1 --runs "$runs" --export-json "$out/$name.hyperfine.json" \
+    "${cmds[@]}" >"$out/$name.hyperfine.txt"
+  local kw_median=""
+  printf '| %-11s | %9s | %8s | %9s | %s |\n' tool median ratio "peak RSS" "planted keys found"
+  printf '|%s|%s|%s|%s|%s|\n' ------------- ----------- ---------- ----------- ---------------------
+  for i in "${!tools[@]}"; do
+    local tool=${tools[$i]}
+    # One more run, alone, for peak RSS and the findings to score.
+    local rss status=0
+    /usr/bin/time -o "$out/$name.$tool.rss" -f '%M' ${cmds[$i]} >/dev/null 2>"$out/$name.$tool.stderr" || status=$?
+    if [ "$status" -ne 0 ] && ! { [ "$tool" = kingfisher ] && [ "$status" -eq 200 ]; }; then
+      echo "$tool failed ($status): see $out/$name.$tool.stderr" >&2
+      exit 1
+    fi
+    rss=$(tail -1 "$out/$name.$tool.rss")
+    local median
+    median=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['median'])" \
+      "$out/$name.hyperfine.json" "$i")
+    [ -n "$kw_median" ] || kw_median=$median
+    if [ -n "$truth" ]; then
+      secrets_of "$tool" "$out/$name.$tool.json" >"$out/$name.$tool.secrets"
+      found=$(score "$truth" "$out/$name.$tool.secrets")
+    else
+      found="$(secrets_of "$tool" "$out/$name.$tool.json" | wc -l) distinct matches"
+    fi
+    printf '| %-11s | %8.2fs | %7.2fx | %6d MiB | %s |\n' "$tool" "$median" \
+      "$(python3 -c "print($median / $kw_median)")" "$((rss / 1024))" "$found"
+  done
+}
+
+case "$what" in
+  tree|all) bench tree dir "$BENCH_DATA/tree" "$BENCH_DATA/tree.truth.json" ;;&
+  history|all)
+    bench gitcorpus git "$BENCH_DATA/gitcorpus" "$BENCH_DATA/gitcorpus.truth.json"
+    bench cargo git "$CARGO_REPO" ""
+    ;;
+  tree) ;;
+  *) echo "usage: $0 [tree|history|all] [runs]" >&2; exit 2 ;;
+esac
