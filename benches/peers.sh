@@ -7,8 +7,8 @@
 #
 # tree:    the 72 MB working-tree corpus (HEAD trees of git and cargo plus
 #          planted keys and hard cases: ../shared/bench/make_tree_corpus.py)
-# history: the planted-key history corpus (make_git_corpus.py) for recall,
-#          and cargo's full history (all refs) for speed
+# history: the planted-key history corpus (make_git_corpus.py), and
+#          cargo's full history (all refs) with 7 keys planted on top
 #
 # Prints, per corpus and tool: median wall time (hyperfine), the ratio to
 # keywarden, peak RSS, and recall against the corpus's ground truth
@@ -46,6 +46,61 @@ if [ ! -f "$BENCH_DATA/gitcorpus.truth.json" ]; then
   python3 "$SHARED/make_git_corpus.py" --out "$BENCH_DATA/gitcorpus" \
     --truth "$BENCH_DATA/gitcorpus.truth.json"
 fi
+
+# cargo's history with 7 keys planted in the places history scanners get
+# wrong (made once, in $BENCH_DATA/cargo-planted; keys generated here).
+plant_cargo() {
+  local dir=$BENCH_DATA/cargo-planted truth=$BENCH_DATA/cargo-planted.truth.json
+  [ -f "$truth" ] && return
+  rm -rf "$dir"
+  git clone -q "$CARGO_REPO" "$dir"
+  local g=(git -C "$dir" -c user.name=bench -c user.email=bench@example.com -c commit.gpgsign=false)
+  local keys=() scenarios=(head added-then-deleted old-branch evil-merge tag-only binary renamed)
+  for _ in "${scenarios[@]}"; do
+    keys+=("sk-or-v1-$(python3 -c 'import secrets; print(secrets.token_hex(32))')")
+  done
+  local main
+  main=$("${g[@]}" rev-parse --abbrev-ref HEAD)
+  # head: in the tip of the default branch
+  printf 'OPENROUTER_API_KEY=%s\n' "${keys[0]}" >"$dir/.env.example"
+  "${g[@]}" add .env.example && "${g[@]}" commit -qm "add env example"
+  # added-then-deleted
+  printf 'let key = "%s";\n' "${keys[1]}" >"$dir/src/leak.rs"
+  "${g[@]}" add src/leak.rs && "${g[@]}" commit -qm "try the API"
+  "${g[@]}" rm -q src/leak.rs && "${g[@]}" commit -qm "remove leak"
+  # old-branch: a branch from 5000 commits back, never merged
+  "${g[@]}" checkout -q -b planted/old "$main~5000"
+  printf '[api]\nkey = "%s"\n' "${keys[2]}" >"$dir/planted.toml"
+  "${g[@]}" add planted.toml && "${g[@]}" commit -qm "old experiment"
+  # evil-merge: the key appears only in a merge commit's own changes
+  "${g[@]}" checkout -q -b planted/side "$main~50"
+  echo "side" >"$dir/SIDE.md" && "${g[@]}" add SIDE.md && "${g[@]}" commit -qm "side work"
+  "${g[@]}" checkout -q "$main"
+  "${g[@]}" merge -q --no-ff --no-commit planted/side >/dev/null
+  printf 'token: %s\n' "${keys[3]}" >"$dir/merge-notes.yml"
+  "${g[@]}" add merge-notes.yml && "${g[@]}" commit -qm "Merge side"
+  # tag-only: a commit reachable from a tag alone
+  "${g[@]}" checkout -q --detach "$main"
+  printf 'export OPENROUTER_API_KEY=%s\n' "${keys[4]}" >"$dir/release.sh"
+  "${g[@]}" add release.sh && "${g[@]}" commit -qm "release script"
+  "${g[@]}" tag -a planted-tag -m "tagged" HEAD
+  "${g[@]}" checkout -q "$main"
+  # binary: NUL bytes around the key
+  python3 -c 'import sys; open(sys.argv[1], "wb").write(b"\0\1\2" * 100 + sys.argv[2].encode() + b"\0" * 300)' \
+    "$dir/blob.bin" "${keys[5]}"
+  "${g[@]}" add blob.bin && "${g[@]}" commit -qm "add blob"
+  # renamed: the key's file is moved later
+  printf 'KEY = "%s"\n' "${keys[6]}" >"$dir/settings.py"
+  "${g[@]}" add settings.py && "${g[@]}" commit -qm "settings"
+  "${g[@]}" mv settings.py settings_local.py && "${g[@]}" commit -qm "rename settings"
+  python3 - "$truth" "${scenarios[@]}" -- "${keys[@]}" <<'PY'
+import json, sys
+args = sys.argv[2:]
+cut = args.index("--")
+json.dump({"keys": [{"scenario": s, "key": k} for s, k in zip(args[:cut], args[cut + 1:])]},
+          open(sys.argv[1], "w"), indent=1)
+PY
+}
 
 # The command each tool runs on TARGET, its findings written to OUTPUT.
 # kind: dir (a directory) or git (all of a repository's history).
@@ -118,9 +173,18 @@ bench() { # name kind target truth
     cmds+=("$(command_for "$tool" "$kind" "$target" "$out/$name.$tool.json")")
   done
   # -i: kingfisher exits 200 when it finds something; every tool's exit
-  # status is checked on the scoring run below instead.
-  hyperfine -N -i --warmup 1 --runs "$runs" --export-json "$out/$name.hyperfine.json" \
+  # status is checked after, and on the scoring run below.
+  # --output=pipe: betterleaks's git scan fails (git log, status 128) when
+  # its output goes to /dev/null.
+  hyperfine -N -i --output=pipe --warmup 1 --runs "$runs" --export-json "$out/$name.hyperfine.json" \
     "${cmds[@]}" >"$out/$name.hyperfine.txt"
+  python3 - "$out/$name.hyperfine.json" <<'PY'
+import json, sys
+for r in json.load(open(sys.argv[1]))["results"]:
+    bad = [c for c in r["exit_codes"] if c not in (0, 200)]
+    if bad or (200 in r["exit_codes"] and "kingfisher" not in r["command"]):
+        sys.exit(f"a timed run failed ({r['exit_codes']}): {r['command']}")
+PY
   local kw_median=""
   printf '| %-11s | %9s | %8s | %9s | %s |\n' tool median ratio "peak RSS" "planted keys found"
   printf '|%s|%s|%s|%s|%s|\n' ------------- ----------- ---------- ----------- ---------------------
@@ -128,7 +192,7 @@ bench() { # name kind target truth
     local tool=${tools[$i]}
     # One more run, alone, for peak RSS and the findings to score.
     local rss status=0
-    /usr/bin/time -o "$out/$name.$tool.rss" -f '%M' ${cmds[$i]} >/dev/null 2>"$out/$name.$tool.stderr" || status=$?
+    /usr/bin/time -o "$out/$name.$tool.rss" -f '%M' ${cmds[$i]} 2>"$out/$name.$tool.stderr" | cat >/dev/null || status=$?
     if [ "$status" -ne 0 ] && ! { [ "$tool" = kingfisher ] && [ "$status" -eq 200 ]; }; then
       echo "$tool failed ($status): see $out/$name.$tool.stderr" >&2
       exit 1
@@ -138,12 +202,8 @@ bench() { # name kind target truth
     median=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['results'][int(sys.argv[2])]['median'])" \
       "$out/$name.hyperfine.json" "$i")
     [ -n "$kw_median" ] || kw_median=$median
-    if [ -n "$truth" ]; then
-      secrets_of "$tool" "$out/$name.$tool.json" >"$out/$name.$tool.secrets"
-      found=$(score "$truth" "$out/$name.$tool.secrets")
-    else
-      found="$(secrets_of "$tool" "$out/$name.$tool.json" | wc -l) distinct matches"
-    fi
+    secrets_of "$tool" "$out/$name.$tool.json" >"$out/$name.$tool.secrets"
+    found=$(score "$truth" "$out/$name.$tool.secrets")
     printf '| %-11s | %8.2fs | %7.2fx | %6d MiB | %s |\n' "$tool" "$median" \
       "$(python3 -c "print($median / $kw_median)")" "$((rss / 1024))" "$found"
   done
@@ -153,7 +213,8 @@ case "$what" in
   tree|all) bench tree dir "$BENCH_DATA/tree" "$BENCH_DATA/tree.truth.json" ;;&
   history|all)
     bench gitcorpus git "$BENCH_DATA/gitcorpus" "$BENCH_DATA/gitcorpus.truth.json"
-    bench cargo git "$CARGO_REPO" ""
+    plant_cargo
+    bench cargo git "$BENCH_DATA/cargo-planted" "$BENCH_DATA/cargo-planted.truth.json"
     ;;
   tree) ;;
   *) echo "usage: $0 [tree|history|all] [runs]" >&2; exit 2 ;;
