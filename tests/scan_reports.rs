@@ -202,6 +202,77 @@ fn output_flag_writes_the_report_to_a_file_and_nothing_to_stdout() {
 }
 
 #[test]
+fn output_to_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
+    // `-o /dev/null`, `-o /dev/stdout` and `-o` a named pipe must write to
+    // what is there. Renaming a finished temporary file over it, as for a
+    // regular file, replaced /dev/null with a plain file when run as root.
+    use std::os::unix::fs::FileTypeExt;
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("report.pipe");
+    let c_path = std::ffi::CString::new(fifo.to_str().unwrap()).unwrap();
+    // SAFETY: a valid NUL-terminated path.
+    assert_eq!(unsafe { libc::mkfifo(c_path.as_ptr(), 0o600) }, 0);
+    // The reader is a child process, so that it can be killed when nothing
+    // ever writes to the pipe.
+    let mut reader = std::process::Command::new("cat")
+        .arg(&fifo)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let out = keywarden()
+        .current_dir(fixtures().join("tree"))
+        .args(["scan", "-q", "-f", "json", "-o"])
+        .arg(&fifo)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+    while reader.try_wait().unwrap().is_none() {
+        if std::time::Instant::now() > deadline {
+            reader.kill().unwrap();
+            panic!("nothing was written to the pipe");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let mut report = Vec::new();
+    std::io::Read::read_to_end(reader.stdout.as_mut().unwrap(), &mut report).unwrap();
+    let findings: Vec<Value> = serde_json::from_slice(&report).unwrap();
+    assert_eq!(places(&findings), expected(false));
+    assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
+    let entries: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
+    assert_eq!(entries.len(), 1, "no temporary file is left behind");
+}
+
+#[test]
+fn output_through_a_symlink_replaces_the_file_it_points_to() {
+    let dir = tempfile::tempdir().unwrap();
+    let real = dir.path().join("real.json");
+    std::fs::write(&real, "old").unwrap();
+    let link = dir.path().join("latest.json");
+    std::os::unix::fs::symlink(&real, &link).unwrap();
+    let out = keywarden()
+        .current_dir(fixtures().join("tree"))
+        .args(["scan", "-q", "-f", "json", "-o"])
+        .arg(&link)
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        std::fs::symlink_metadata(&link)
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let findings: Vec<Value> = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+    assert_eq!(places(&findings), expected(false));
+}
+
+#[test]
 fn one_thread_and_many_threads_report_the_same() {
     let (a, _, _) = scan_fixture_tree(&["--threads", "1"]);
     let (b, _, _) = scan_fixture_tree(&["--threads", "8"]);

@@ -5,10 +5,15 @@ use std::fs::File;
 use std::io::{self, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// A report destination. Files are written to a temporary name and
-/// renamed when complete, so a failed run never leaves half a report.
+/// A report destination. Regular files are written to a temporary name
+/// next to them and renamed when complete, so a failed run never leaves
+/// half a report. Anything else that already exists (`/dev/null`,
+/// `/dev/stdout`, a FIFO) is written in place: renaming over it would
+/// replace the device or pipe with a plain file.
 pub enum Output {
     Stdout(anstream::AutoStream<io::StdoutLock<'static>>),
+    /// An existing device, pipe or socket, written in place.
+    Stream(BufWriter<anstream::StripStream<File>>),
     File {
         writer: BufWriter<anstream::StripStream<File>>,
         tmp: TempFile,
@@ -35,19 +40,32 @@ impl Output {
                 io::stdout().lock(),
             )));
         };
-        let tmp = temp_name(path);
+        // Through symlinks: the report replaces the file a link points to,
+        // not the link.
+        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+        if std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            let file = File::options()
+                .write(true)
+                .open(&target)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            return Ok(Output::Stream(BufWriter::new(anstream::StripStream::new(
+                file,
+            ))));
+        }
+        let tmp = temp_name(&target);
         let file =
             File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
         Ok(Output::File {
             writer: BufWriter::new(anstream::StripStream::new(file)),
             tmp: TempFile(Some(tmp)),
-            path: path.to_path_buf(),
+            path: target,
         })
     }
 
     pub fn writer(&mut self) -> &mut dyn Write {
         match self {
             Output::Stdout(w) => w,
+            Output::Stream(w) => w,
             Output::File { writer, .. } => writer,
         }
     }
@@ -56,6 +74,7 @@ impl Output {
     pub fn finish(self) -> anyhow::Result<()> {
         match self {
             Output::Stdout(mut w) => w.flush().context("cannot write to stdout"),
+            Output::Stream(mut w) => w.flush().context("cannot write the report"),
             Output::File {
                 writer,
                 mut tmp,
