@@ -180,16 +180,21 @@ fn github_format_emits_one_error_annotation_per_finding() {
     assert!(text.contains("::error file=.env,line=2,endLine=2,col=20,endColumn=93,title=keywarden%3A openrouter-api-key::OpenRouter API key sk-or-v1-"));
 }
 
+/// `keywarden scan -q -f FORMAT -o PATH` over the fixture tree.
+fn scan_fixture_tree_to(format: &str, path: &std::path::Path) -> std::process::Output {
+    keywarden()
+        .current_dir(fixtures().join("tree"))
+        .args(["scan", "-q", "-f", format, "-o"])
+        .arg(path)
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn output_flag_writes_the_report_to_a_file_and_nothing_to_stdout() {
     let dir = tempfile::tempdir().unwrap();
     let file = dir.path().join("report.sarif");
-    let out = keywarden()
-        .current_dir(fixtures().join("tree"))
-        .args(["scan", "-q", "-f", "sarif", "-o"])
-        .arg(&file)
-        .output()
-        .unwrap();
+    let out = scan_fixture_tree_to("sarif", &file);
     assert_eq!(out.status.code(), Some(1));
     assert!(out.stdout.is_empty());
     let sarif: Value = serde_json::from_slice(&std::fs::read(&file).unwrap()).unwrap();
@@ -219,12 +224,7 @@ fn output_to_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    let out = keywarden()
-        .current_dir(fixtures().join("tree"))
-        .args(["scan", "-q", "-f", "json", "-o"])
-        .arg(&fifo)
-        .output()
-        .unwrap();
+    let out = scan_fixture_tree_to("json", &fifo);
     assert_eq!(
         out.status.code(),
         Some(1),
@@ -255,12 +255,7 @@ fn output_through_a_symlink_replaces_the_file_it_points_to() {
     std::fs::write(&real, "old").unwrap();
     let link = dir.path().join("latest.json");
     std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = keywarden()
-        .current_dir(fixtures().join("tree"))
-        .args(["scan", "-q", "-f", "json", "-o"])
-        .arg(&link)
-        .output()
-        .unwrap();
+    let out = scan_fixture_tree_to("json", &link);
     assert_eq!(out.status.code(), Some(1));
     assert!(
         std::fs::symlink_metadata(&link)
