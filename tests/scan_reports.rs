@@ -224,6 +224,13 @@ fn output_to_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Read as it comes, so a report larger than the pipe cannot block cat.
+    let mut stdout = reader.stdout.take().unwrap();
+    let drain = std::thread::spawn(move || {
+        let mut report = Vec::new();
+        std::io::Read::read_to_end(&mut stdout, &mut report).unwrap();
+        report
+    });
     let out = scan_fixture_tree_to("json", &fifo);
     assert_eq!(
         out.status.code(),
@@ -239,8 +246,7 @@ fn output_to_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
         }
         std::thread::sleep(std::time::Duration::from_millis(20));
     }
-    let mut report = Vec::new();
-    std::io::Read::read_to_end(reader.stdout.as_mut().unwrap(), &mut report).unwrap();
+    let report = drain.join().unwrap();
     let findings: Vec<Value> = serde_json::from_slice(&report).unwrap();
     assert_eq!(places(&findings), expected(false));
     assert!(std::fs::metadata(&fifo).unwrap().file_type().is_fifo());
@@ -249,21 +255,25 @@ fn output_to_a_fifo_writes_through_it_and_leaves_it_a_fifo() {
 }
 
 #[test]
-fn output_through_a_symlink_replaces_the_file_it_points_to() {
+fn output_to_dev_stdout_appends_to_a_redirected_stdout() {
+    // `-o /dev/stdout >> log`: the report is added to the log, which stays
+    // the same file; it is not replaced by a new one holding the report.
     let dir = tempfile::tempdir().unwrap();
-    let real = dir.path().join("real.json");
-    std::fs::write(&real, "old").unwrap();
-    let link = dir.path().join("latest.json");
-    std::os::unix::fs::symlink(&real, &link).unwrap();
-    let out = scan_fixture_tree_to("json", &link);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        std::fs::symlink_metadata(&link)
-            .unwrap()
-            .file_type()
-            .is_symlink()
-    );
-    let findings: Vec<Value> = serde_json::from_slice(&std::fs::read(&real).unwrap()).unwrap();
+    let log = dir.path().join("log");
+    std::fs::write(&log, "header\n").unwrap();
+    let append = std::fs::OpenOptions::new().append(true).open(&log).unwrap();
+    let status = std::process::Command::new(assert_cmd::cargo::cargo_bin!("keywarden"))
+        .current_dir(fixtures().join("tree"))
+        .args(["scan", "-q", "-f", "json", "-o", "/dev/stdout"])
+        .stdout(append)
+        .status()
+        .unwrap();
+    assert_eq!(status.code(), Some(1));
+    let text = std::fs::read_to_string(&log).unwrap();
+    let report = text
+        .strip_prefix("header\n")
+        .expect("the log's start is kept");
+    let findings: Vec<Value> = serde_json::from_str(report).unwrap();
     assert_eq!(places(&findings), expected(false));
 }
 

@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 
 /// A report destination. Regular files are written to a temporary name
 /// next to them and renamed when complete, so a failed run never leaves
-/// half a report. Anything else that already exists (`/dev/null`,
-/// `/dev/stdout`, a FIFO) is written in place: renaming over it would
-/// replace the device or pipe with a plain file.
+/// half a report. The process's own streams (`/dev/stdout`, `/dev/fd/N`)
+/// and existing devices and FIFOs (`/dev/null`) are written in place:
+/// renaming over them would replace them with a plain file. A symlink is
+/// replaced, not followed, as before: following it would let a link planted
+/// in a shared directory redirect the report.
 pub enum Output {
     Stdout(anstream::AutoStream<io::StdoutLock<'static>>),
-    /// An existing device, pipe or socket, written in place.
+    /// An existing device or pipe, or one of the process's own streams,
+    /// written in place.
     Stream(BufWriter<anstream::StripStream<File>>),
     File {
         writer: BufWriter<anstream::StripStream<File>>,
@@ -40,25 +43,49 @@ impl Output {
                 io::stdout().lock(),
             )));
         };
-        // Through symlinks: the report replaces the file a link points to,
-        // not the link.
-        let target = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-        if std::fs::metadata(&target).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
-            let file = File::options()
-                .write(true)
-                .open(&target)
-                .with_context(|| format!("cannot open {}", path.display()))?;
+        if let Some(fd) = own_descriptor(path) {
+            // /dev/stdout and the like: written through the process's own
+            // open file, so `>> log` is appended to, not replaced.
+            // SAFETY: stdout and stderr stay open for the whole process; the
+            // descriptor is only borrowed to duplicate it.
+            let borrowed = unsafe { std::os::fd::BorrowedFd::borrow_raw(fd) };
+            let file = File::from(
+                borrowed
+                    .try_clone_to_owned()
+                    .with_context(|| format!("cannot write to {}", path.display()))?,
+            );
             return Ok(Output::Stream(BufWriter::new(anstream::StripStream::new(
                 file,
             ))));
         }
-        let tmp = temp_name(&target);
-        let file =
-            File::create(&tmp).with_context(|| format!("cannot create {}", tmp.display()))?;
+        if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
+            // A device or pipe: opened where it is, never renamed over.
+            let file = File::options()
+                .write(true)
+                .open(path)
+                .with_context(|| format!("cannot open {}", path.display()))?;
+            // Swapped for a regular file since the check: the usual way.
+            if !file.metadata().is_ok_and(|m| m.is_file()) {
+                return Ok(Output::Stream(BufWriter::new(anstream::StripStream::new(
+                    file,
+                ))));
+            }
+        }
+        let tmp = temp_name(path);
+        let mut options = File::options();
+        options.write(true).create_new(true);
+        // A report replacing an existing one keeps its permissions.
+        if let Some(m) = std::fs::metadata(path).ok().filter(|m| m.is_file()) {
+            use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+            options.mode(m.permissions().mode() & 0o7777);
+        }
+        let file = options
+            .open(&tmp)
+            .with_context(|| format!("cannot write {}", path.display()))?;
         Ok(Output::File {
             writer: BufWriter::new(anstream::StripStream::new(file)),
             tmp: TempFile(Some(tmp)),
-            path: target,
+            path: path.to_path_buf(),
         })
     }
 
@@ -94,6 +121,16 @@ impl Output {
                 Ok(())
             }
         }
+    }
+}
+
+/// 1 or 2 when `path` names this process's stdout or stderr
+/// (`/dev/stdout`, `/dev/fd/1`, `/proc/self/fd/1`, and the same for 2).
+fn own_descriptor(path: &Path) -> Option<i32> {
+    match path.to_str()? {
+        "/dev/stdout" | "/dev/fd/1" | "/proc/self/fd/1" => Some(1),
+        "/dev/stderr" | "/dev/fd/2" | "/proc/self/fd/2" => Some(2),
+        _ => None,
     }
 }
 

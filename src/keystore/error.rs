@@ -36,6 +36,8 @@ pub enum StoreError {
     Import { line: usize, reason: String },
     #[error("the key store did not answer within {0:?}")]
     TimedOut(std::time::Duration),
+    #[error("a key store call failed: {0}")]
+    TaskFailed(String),
 }
 
 impl StoreError {

@@ -27,7 +27,10 @@ pub async fn key_info(
         .filter(|t| looks_like_key(t))
         .ok_or(ApiError::Unauthorized)?;
     let record = state
-        .store_call(state.inner.store.find_by_hash(&KeyHash::of(token)))
+        .store_call({
+            let hash = KeyHash::of(token);
+            move |store| async move { store.find_by_hash(&hash).await }
+        })
         .await?
         .ok_or(ApiError::Unauthorized)?;
     let forwarded: Vec<&[u8]> = headers

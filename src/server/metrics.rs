@@ -62,7 +62,7 @@ impl Metrics {
         );
         registry.register(
             "store_timeouts",
-            "Store calls cut short by the store timeout (answered 503)",
+            "Store calls not answered within --store-timeout",
             store_timeouts.clone(),
         );
         registry.register(

@@ -65,7 +65,7 @@ async fn count_requests(State(state): State<AppState>, request: Request, next: N
 /// what is missing otherwise.
 async fn readyz(State(state): State<AppState>) -> Response {
     let store = state
-        .store_call(state.inner.store.ping())
+        .store_call(|store| async move { store.ping().await })
         .await
         .map_err(|e| e.to_string());
     let keys = state.inner.github_keys.readiness();
@@ -83,11 +83,16 @@ async fn readyz(State(state): State<AppState>) -> Response {
 
 async fn metrics_text(State(state): State<AppState>) -> Response {
     let inner = &state.inner;
-    // A store that does not answer leaves the outbox gauges as they were.
-    if let Ok(depth) = state.store_call(inner.store.outbox_depth()).await {
+    // A store that does not answer leaves the outbox gauges as they were;
+    // both are asked at once, so a stall costs one store timeout.
+    let (depth, counts) = tokio::join!(
+        state.store_call(|store| async move { store.outbox_depth().await }),
+        state.store_call(|store| async move { store.outbox_counts().await }),
+    );
+    if let Ok(depth) = depth {
         inner.metrics.outbox_depth.set(depth);
     }
-    if let Ok(counts) = state.store_call(inner.store.outbox_counts()).await {
+    if let Ok(counts) = counts {
         inner.metrics.outbox_states(&counts);
     }
     (

@@ -57,12 +57,18 @@ pub async fn github_report(
         ApiError::Unprocessable(e.to_string())
     })?;
     let answers = state
-        .store_call(partner::respond_to_report(
-            &*inner.store,
-            &tokens,
-            Some(&request_id),
-            OffsetDateTime::now_utc(),
-        ))
+        .store_call({
+            let request_id = request_id.clone();
+            move |store| async move {
+                partner::respond_to_report(
+                    &*store,
+                    &tokens,
+                    Some(&request_id),
+                    OffsetDateTime::now_utc(),
+                )
+                .await
+            }
+        })
         .await
         .map_err(|e| {
             tracing::error!(request_id, error = %e, "partner report not recorded");

@@ -79,15 +79,27 @@ impl AppState {
     /// Runs one store call within the store timeout. A store that accepts
     /// connections but does not answer (stopped, partitioned, locked) is
     /// then treated like one that is down: the request gets 503, not a hang.
-    /// A call cut short may still take effect once the store wakes; every
-    /// store write is idempotent, so GitHub's redelivery is safe.
-    pub(super) async fn store_call<T>(
-        &self,
-        call: impl Future<Output = Result<T, StoreError>>,
-    ) -> Result<T, StoreError> {
+    /// The call runs as its own task and is never cancelled: past the
+    /// timeout the request stops waiting, but the call still finishes (or
+    /// fails) on its own once the store answers. Cancelling a sqlx future
+    /// mid-`BEGIN` can return a connection to the pool inside an open
+    /// transaction (sqlx 0.8.6 arms its rollback only once `BEGIN` has been
+    /// answered). A report answered
+    /// 503 may so still take effect; GitHub's retry then finds it done.
+    pub(super) async fn store_call<T, F, Fut>(&self, call: F) -> Result<T, StoreError>
+    where
+        F: FnOnce(Arc<dyn KeyStore>) -> Fut,
+        Fut: Future<Output = Result<T, StoreError>> + Send + 'static,
+        T: Send + 'static,
+    {
         let limit = self.inner.config.store_timeout;
-        match tokio::time::timeout(limit, call).await {
-            Ok(result) => result,
+        let task = tokio::spawn(call(self.inner.store.clone()));
+        match tokio::time::timeout(limit, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join_error)) => {
+                tracing::error!(error = %join_error, "store call panicked");
+                Err(StoreError::TaskFailed(join_error.to_string()))
+            }
             Err(_) => {
                 self.inner.metrics.store_timeouts.inc();
                 Err(StoreError::TimedOut(limit))
