@@ -18,8 +18,13 @@
 # GIT_REPO and CARGO_REPO (bare is fine; default: /work/.mirror/…).
 # Generated data stays in $BENCH_DATA (default /tmp/kw-bench), never here.
 set -euo pipefail
+export LC_ALL=C
 cd "$(dirname "$0")/.."
 what=${1:-all}
+case "$what" in
+  tree|history|all) ;;
+  *) echo "usage: $0 [tree|history|all] [runs]" >&2; exit 2 ;;
+esac
 runs=${2:-5}
 BENCH_DATA=${BENCH_DATA:-/tmp/kw-bench}
 SHARED=${SHARED_BENCH:-../shared/bench}
@@ -63,36 +68,47 @@ plant_cargo() {
   main=$("${g[@]}" rev-parse --abbrev-ref HEAD)
   # head: in the tip of the default branch
   printf 'OPENROUTER_API_KEY=%s\n' "${keys[0]}" >"$dir/.env.example"
-  "${g[@]}" add .env.example && "${g[@]}" commit -qm "add env example"
+  "${g[@]}" add .env.example
+  "${g[@]}" commit -qm "add env example"
   # added-then-deleted
   printf 'let key = "%s";\n' "${keys[1]}" >"$dir/src/leak.rs"
-  "${g[@]}" add src/leak.rs && "${g[@]}" commit -qm "try the API"
-  "${g[@]}" rm -q src/leak.rs && "${g[@]}" commit -qm "remove leak"
+  "${g[@]}" add src/leak.rs
+  "${g[@]}" commit -qm "try the API"
+  "${g[@]}" rm -q src/leak.rs
+  "${g[@]}" commit -qm "remove leak"
   # old-branch: a branch from 5000 commits back, never merged
   "${g[@]}" checkout -q -b planted/old "$main~5000"
   printf '[api]\nkey = "%s"\n' "${keys[2]}" >"$dir/planted.toml"
-  "${g[@]}" add planted.toml && "${g[@]}" commit -qm "old experiment"
+  "${g[@]}" add planted.toml
+  "${g[@]}" commit -qm "old experiment"
   # evil-merge: the key appears only in a merge commit's own changes
   "${g[@]}" checkout -q -b planted/side "$main~50"
-  echo "side" >"$dir/SIDE.md" && "${g[@]}" add SIDE.md && "${g[@]}" commit -qm "side work"
+  echo "side" >"$dir/SIDE.md"
+  "${g[@]}" add SIDE.md
+  "${g[@]}" commit -qm "side work"
   "${g[@]}" checkout -q "$main"
   "${g[@]}" merge -q --no-ff --no-commit planted/side >/dev/null
   printf 'token: %s\n' "${keys[3]}" >"$dir/merge-notes.yml"
-  "${g[@]}" add merge-notes.yml && "${g[@]}" commit -qm "Merge side"
+  "${g[@]}" add merge-notes.yml
+  "${g[@]}" commit -qm "Merge side"
   # tag-only: a commit reachable from a tag alone
   "${g[@]}" checkout -q --detach "$main"
   printf 'export OPENROUTER_API_KEY=%s\n' "${keys[4]}" >"$dir/release.sh"
-  "${g[@]}" add release.sh && "${g[@]}" commit -qm "release script"
+  "${g[@]}" add release.sh
+  "${g[@]}" commit -qm "release script"
   "${g[@]}" tag -a planted-tag -m "tagged" HEAD
   "${g[@]}" checkout -q "$main"
   # binary: NUL bytes around the key
   python3 -c 'import sys; open(sys.argv[1], "wb").write(b"\0\1\2" * 100 + sys.argv[2].encode() + b"\0" * 300)' \
     "$dir/blob.bin" "${keys[5]}"
-  "${g[@]}" add blob.bin && "${g[@]}" commit -qm "add blob"
+  "${g[@]}" add blob.bin
+  "${g[@]}" commit -qm "add blob"
   # renamed: the key's file is moved later
   printf 'KEY = "%s"\n' "${keys[6]}" >"$dir/settings.py"
-  "${g[@]}" add settings.py && "${g[@]}" commit -qm "settings"
-  "${g[@]}" mv settings.py settings_local.py && "${g[@]}" commit -qm "rename settings"
+  "${g[@]}" add settings.py
+  "${g[@]}" commit -qm "settings"
+  "${g[@]}" mv settings.py settings_local.py
+  "${g[@]}" commit -qm "rename settings"
   python3 - "$truth" "${scenarios[@]}" -- "${keys[@]}" <<'PY'
 import json, sys
 args = sys.argv[2:]
@@ -192,6 +208,7 @@ PY
     local tool=${tools[$i]}
     # One more run, alone, for peak RSS and the findings to score.
     local rss status=0
+    rm -f "$out/$name.$tool.json"
     /usr/bin/time -o "$out/$name.$tool.rss" -f '%M' ${cmds[$i]} 2>"$out/$name.$tool.stderr" | cat >/dev/null || status=$?
     if [ "$status" -ne 0 ] && ! { [ "$tool" = kingfisher ] && [ "$status" -eq 200 ]; }; then
       echo "$tool failed ($status): see $out/$name.$tool.stderr" >&2
