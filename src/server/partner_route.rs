@@ -71,7 +71,7 @@ pub async fn github_report(
         })
         .await
         .map_err(|e| {
-            tracing::error!(request_id, error = %e, "partner report not recorded");
+            tracing::error!(request_id, error = %e, "partner report answered 503 (GitHub will retry)");
             ApiError::from(e)
         })?;
     let mut revoked = 0;
