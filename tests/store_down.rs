@@ -37,6 +37,18 @@ fn count(url: &str, sql: &str) -> i64 {
     })
 }
 
+/// Asserts that revocations, revoked incidents and outbox rows each
+/// number `n`: a revocation is recorded whole or not at all.
+fn assert_revoked_rows(url: &str, n: i64, when: &str) {
+    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
+        assert_eq!(
+            count(url, &format!("SELECT COUNT(*) FROM {table}")),
+            n,
+            "{table} {when}"
+        );
+    }
+}
+
 /// `n` fresh live keys, imported into the store at `url` in one go.
 fn import_keys(url: &str, n: usize) -> Vec<String> {
     let keys: Vec<String> = (0..n).map(|_| common::gen_key()).collect();
@@ -160,13 +172,7 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
         &db,
         "SELECT COUNT(*) FROM keys WHERE revoked_at IS NOT NULL",
     );
-    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
-        assert_eq!(
-            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
-            revoked,
-            "{table} after the crash"
-        );
-    }
+    assert_revoked_rows(&db, revoked, "after the crash");
     assert!(revoked >= answered.len() as i64);
     for &i in &answered {
         assert_eq!(key_info(&server, &keys[i]).status, 401, "answered key {i}");
@@ -185,13 +191,7 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
         assert_eq!(reply.json()[0]["label"], "true_positive");
         assert_eq!(key_info(&server, k).status, 401);
     }
-    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
-        assert_eq!(
-            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
-            KEYS as i64,
-            "{table}: one row per key"
-        );
-    }
+    assert_revoked_rows(&db, KEYS as i64, "one row per key");
     assert_eq!(
         count(&db, "SELECT COUNT(DISTINCT key_id) FROM revocations"),
         KEYS as i64
@@ -312,13 +312,7 @@ fn a_store_that_stops_answering_gets_503_within_the_store_timeout() {
         std::thread::sleep(Duration::from_millis(100));
     }
     assert_eq!(key_info(&server, &keys[2]).status, 401);
-    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
-        assert_eq!(
-            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
-            1,
-            "{table}"
-        );
-    }
+    assert_revoked_rows(&db, 1, "after the lock");
 
     // 2. Every server process stopped: pooled connections hang mid-query
     // and new ones are accepted by the kernel but never answered.
@@ -370,12 +364,6 @@ fn a_store_that_stops_answering_gets_503_within_the_store_timeout() {
     for k in [&keys[0], &keys[1]] {
         assert_eq!(key_info(&server, k).status, 200);
     }
-    for table in ["revocations", "incidents WHERE kind = 'revoked'", "outbox"] {
-        assert_eq!(
-            count(&db, &format!("SELECT COUNT(*) FROM {table}")),
-            2,
-            "{table}"
-        );
-    }
+    assert_revoked_rows(&db, 2, "after the wake");
     eprintln!("{timeouts} store calls cut short at 1 s");
 }

@@ -54,9 +54,7 @@ impl Output {
                     .try_clone_to_owned()
                     .with_context(|| format!("cannot write to {}", path.display()))?,
             );
-            return Ok(Output::Stream(BufWriter::new(anstream::StripStream::new(
-                file,
-            ))));
+            return Ok(Output::stream(file));
         }
         if std::fs::metadata(path).is_ok_and(|m| !m.is_file() && !m.is_dir()) {
             // A device or pipe: opened where it is, never renamed over.
@@ -66,9 +64,7 @@ impl Output {
                 .with_context(|| format!("cannot open {}", path.display()))?;
             // Swapped for a regular file since the check: the usual way.
             if !file.metadata().is_ok_and(|m| m.is_file()) {
-                return Ok(Output::Stream(BufWriter::new(anstream::StripStream::new(
-                    file,
-                ))));
+                return Ok(Output::stream(file));
             }
         }
         let tmp = temp_name(path);
@@ -87,6 +83,10 @@ impl Output {
             tmp: TempFile(Some(tmp)),
             path: path.to_path_buf(),
         })
+    }
+
+    fn stream(file: File) -> Self {
+        Output::Stream(BufWriter::new(anstream::StripStream::new(file)))
     }
 
     pub fn writer(&mut self) -> &mut dyn Write {
