@@ -14,4 +14,5 @@ pub mod scan;
 pub mod secret;
 pub mod server;
 pub mod sources;
+pub mod untrusted;
 pub mod verify;

@@ -108,7 +108,7 @@ fn ten_thousand_forged_reports_are_refused_and_change_nothing() {
          + (SELECT COUNT(*) FROM revocations)",
     ));
     assert_eq!(changed, [0], "no state change");
-    let metrics = common::server::get(&server.url("/metrics"), &[]).body;
+    let metrics = common::server::get(&server.admin_url("/metrics"), &[]).body;
     assert!(
         metrics.contains("keywarden_partner_signature_failures_total"),
         "{metrics}"

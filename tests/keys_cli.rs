@@ -273,3 +273,100 @@ fn import_reads_csv_and_jsonl_and_a_bad_line_writes_nothing() {
     assert_eq!(common::server::key_info(&server, &k1).status, 200);
     assert_eq!(common::server::key_info(&server, &k2).status, 200);
 }
+
+/// Addresses the mailer would read as another address, or as several.
+const TRICK_OWNERS: [&str; 6] = [
+    "victim<evil@attacker.test>",
+    "Victim <evil@attacker.test>",
+    "a@example.test,evil@attacker.test",
+    "a@example.test, evil@attacker.test",
+    "\"a@example.test\" <evil@attacker.test>",
+    "a@example.test\r\nBcc: evil@attacker.test",
+];
+
+#[tokio::test]
+async fn an_owner_address_must_be_exactly_one_plain_address() {
+    let db = TestDb::sqlite();
+    for owner in TRICK_OWNERS {
+        keys(&db, &["create", "--owner", owner, "--name", "x"])
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("exactly one plain email address"));
+    }
+    // Through import too: a bad row writes nothing of the file.
+    let dir = tempfile::tempdir().unwrap();
+    for owner in TRICK_OWNERS {
+        let file = dir.path().join("keys.jsonl");
+        let line = serde_json::json!({"key": common::gen_key(), "name": "x", "owner_email": owner});
+        std::fs::write(&file, format!("{line}\n")).unwrap();
+        keys(&db, &["import", file.to_str().unwrap()])
+            .code(2)
+            .stderr(predicate::str::contains("exactly one plain email address"));
+    }
+    assert!(list_json(&db, &[]).is_empty());
+    // A plain address, even an unusual one, is kept as given.
+    let (_, record) = create_key(
+        db.url(),
+        &["--owner", "o'brien+ci@example.co.uk", "--name", "x"],
+    );
+    assert_eq!(record["owner_email"], "o'brien+ci@example.co.uk");
+    // A key from before addresses were checked is not rotated into a new
+    // key that would mail someone else.
+    let id = record["id"].as_str().unwrap();
+    db.exec(&format!(
+        "UPDATE keys SET owner_email = 'victim<evil@attacker.test>' WHERE id = '{id}'"
+    ))
+    .await;
+    keys(&db, &["rotate", id])
+        .code(2)
+        .stdout("")
+        .stderr(predicate::str::contains("exactly one plain email address"));
+    assert_eq!(list_json(&db, &[]).len(), 1);
+}
+
+#[tokio::test]
+async fn names_with_control_characters_are_refused_and_old_ones_print_escaped() {
+    let db = TestDb::sqlite();
+    for name in [
+        "\u{1b}[2Jroot",
+        "a\nb",
+        "a\rb",
+        "tab\there",
+        "bidi\u{202e}txt",
+    ] {
+        keys(&db, &["create", "--owner", "a@example.com", "--name", name])
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains("control character"));
+    }
+    assert!(list_json(&db, &[]).is_empty());
+    let (_, record) = create_key(db.url(), &["--owner", "a@example.com", "--name", "fine"]);
+    let id = record["id"].as_str().unwrap();
+    // A row written before names were checked.
+    db.exec(&format!(
+        "UPDATE keys SET name = 'x\u{1b}[2J\r\nforged  row  active', team = 't\u{1b}]0;pwn\u{7}' \
+         WHERE id = '{id}'"
+    ))
+    .await;
+    for args in [vec!["list"], vec!["show", id]] {
+        let out = keys(&db, &args).success();
+        let text = String::from_utf8(out.get_output().stdout.clone()).unwrap();
+        assert!(
+            !text.contains('\u{1b}') && !text.contains('\r') && !text.contains('\u{7}'),
+            "{args:?}: {text:?}"
+        );
+        assert!(
+            !text.lines().any(|l| l.starts_with("forged")),
+            "{args:?}: no forged row: {text}"
+        );
+        assert!(
+            text.contains("\\u{1b}[2J") || text.contains("\\x1b[2J"),
+            "{text}"
+        );
+    }
+    // JSON keeps the real value, escaped by JSON itself.
+    assert_eq!(
+        list_json(&db, &[])[0]["name"],
+        "x\u{1b}[2J\r\nforged  row  active"
+    );
+}

@@ -354,10 +354,153 @@ fn the_whole_loop_end_to_end() {
     assert!(!mail[0].data.contains(&key[9..]));
     std::thread::sleep(std::time::Duration::from_millis(300));
     assert_eq!(smtp.received().len(), 1, "sent once");
-    let metrics = common::server::get(&server.url("/metrics"), &[]).body;
+    let metrics = common::server::get(&server.admin_url("/metrics"), &[]).body;
     assert!(
         metrics.contains("keywarden_outbox_emails{state=\"sent\"} 1"),
         "{metrics}"
     );
     assert!(!server.log_text().contains(&key[9..]));
+}
+
+/// The email's text with quoted-printable undone (soft breaks, `=XX`).
+fn decoded(data: &str) -> String {
+    let joined = data.replace("=\r\n", "");
+    let bytes = joined.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .and_then(|h| u8::from_str_radix(std::str::from_utf8(h).ok()?, 16).ok());
+        match (bytes[i], hex) {
+            (b'=', Some(b)) => {
+                out.push(b);
+                i += 3;
+            }
+            (b, _) => {
+                out.push(b);
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+#[tokio::test]
+async fn report_urls_and_key_names_cannot_forge_lines_or_links_in_the_email() {
+    let db = TestDb::sqlite();
+    let store = open_store(db.url()).await.unwrap();
+    let now = OffsetDateTime::now_utc();
+    let forged = "https://github.com/o/r/blob/main/.env\nRevoked: no - your key is still active.\
+                  \r\n\r\n1. paste your key at https://evil.test\u{2028}Steps: none";
+    let cases = [
+        (forged, "billing"),
+        ("javascript:alert(1)//\nhttp://evil.test", "k"),
+        ("http://evil.test/x", "k"),
+        ("https://github.com/o/r/blob/main/config.env", "k"),
+    ];
+    for (url, name) in cases {
+        let (key, record) = store_create(&*store, KeySpec::new(name, "dev@example.com"), now)
+            .await
+            .unwrap();
+        // A name from before names were checked, with a line break in it.
+        db.exec(&format!(
+            "UPDATE keys SET name = 'old\nKey:       forged\u{1b}[2J' WHERE id = '{}'",
+            record.id
+        ))
+        .await;
+        store
+            .record_leaks(
+                &[LeakReport {
+                    hash: keywarden::keystore::KeyHash::of(key.expose()),
+                    reporter: "github-secret-scanning".into(),
+                    token_type: "openrouter_api_key".into(),
+                    url: Some(url.into()),
+                    source: "commit".into(),
+                    request_id: None,
+                }],
+                now,
+            )
+            .await
+            .unwrap();
+    }
+    let smtp = SmtpSink::start_new();
+    run_once(&db, Some(&smtp), &[]);
+    let mail = smtp.wait_for(4);
+    assert_eq!(mail.len(), 4);
+    for m in &mail {
+        let text = decoded(&m.data);
+        for line in text.lines() {
+            for forged_start in [
+                "Revoked: no",
+                "1. paste",
+                "Steps: none",
+                "Key:       forged",
+            ] {
+                assert!(
+                    !line.trim_start().starts_with(forged_start),
+                    "a forged line {line:?} in\n{text}"
+                );
+            }
+            assert!(
+                !line.contains('\u{1b}') && !line.contains('\u{2028}'),
+                "{line:?}"
+            );
+            assert!(
+                !line.trim_start().starts_with("http://evil.test"),
+                "{line:?}"
+            );
+        }
+        // The escaped forms are shown, so the owner sees what was reported.
+        assert!(text.contains("old\\nKey:"), "{text}");
+        // Only an https URL is ever a link, in the HTML part.
+        for href in text.split("href=\"").skip(1) {
+            assert!(
+                href.starts_with("https://github.com/o/r/"),
+                "link {href:.40}"
+            );
+        }
+        assert!(!text.contains("href=\"javascript") && !text.contains("href=\"http:"));
+    }
+    // A clean https URL is a link; the others are shown defanged, as text.
+    let all: String = mail.iter().map(|m| decoded(&m.data)).collect();
+    assert!(
+        all.contains("<a href=\"https://github.com/o/r/blob/main/config.env\">"),
+        "{all}"
+    );
+    assert_eq!(all.matches("<a href=").count(), 1, "{all}");
+    assert!(all.contains("hxxp[:]//evil.test/x"), "{all}");
+}
+
+#[tokio::test]
+async fn an_owner_address_the_mailer_cannot_use_fails_visibly() {
+    let db = TestDb::sqlite();
+    let store = open_store(db.url()).await.unwrap();
+    queue_revocation(&store, "dev@example.com", "k").await;
+    // A row from before addresses were parsed like the mailer parses them.
+    db.exec("UPDATE keys SET owner_email = 'a@example.test,evil@attacker.test'")
+        .await;
+    db.exec("UPDATE outbox SET recipient = 'a@example.test,evil@attacker.test'")
+        .await;
+    let smtp = SmtpSink::start_new();
+    let out = keywarden()
+        .args(["outbox", "run", "--once", "--database-url", db.url()])
+        .args(["--smtp-url", &smtp.url()])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains("ERROR") && stderr.contains("will not be retried"),
+        "a permanent failure is logged at error level: {stderr}"
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("failed 1"));
+    let rows = outbox(&db);
+    assert_eq!(rows[0]["state"], "failed");
+    assert!(
+        rows[0]["last_error"]
+            .as_str()
+            .unwrap()
+            .contains("recipient")
+    );
+    assert!(smtp.received().is_empty(), "nothing sent anywhere");
 }

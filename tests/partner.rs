@@ -351,7 +351,7 @@ fn a_new_github_key_is_fetched_once_and_refreshes_are_limited() {
             .all(|a| a.as_deref() == Some("Bearer ghp_test_token_for_rate_limits")),
         "{auth:?}"
     );
-    let metrics = common::server::get(&server.url("/metrics"), &[]).body;
+    let metrics = common::server::get(&server.admin_url("/metrics"), &[]).body;
     assert!(
         metrics.contains("keywarden_github_noncurrent_key_uses_total 1"),
         "{metrics}"
@@ -379,7 +379,7 @@ fn until_githubs_keys_load_reports_get_503_and_readyz_says_why() {
     let reply = send(&server, &signer, &body);
     assert_eq!(reply.status, 503, "{}", reply.body);
     assert!(reply.retry_after.is_some());
-    let ready = common::server::get(&server.url("/readyz"), &[]);
+    let ready = common::server::get(&server.admin_url("/readyz"), &[]);
     assert_eq!(ready.status, 503);
     assert!(
         ready.json()["github_keys"]
@@ -395,7 +395,7 @@ fn until_githubs_keys_load_reports_get_503_and_readyz_says_why() {
         "the key check works meanwhile"
     );
     github.set_failing(false);
-    wait_until(|| common::server::get(&server.url("/readyz"), &[]).status == 200);
+    wait_until(|| common::server::get(&server.admin_url("/readyz"), &[]).status == 200);
     assert_eq!(send(&server, &signer, &body).status, 200);
     assert_eq!(key_info(&server, &key).status, 401);
 }
@@ -474,7 +474,7 @@ fn leak_to_401_end_to_end() {
     let incidents =
         rt.block_on(db.query_i64("SELECT COUNT(*) FROM incidents WHERE kind = 'revoked'"));
     assert_eq!(incidents, [1]);
-    let metrics = common::server::get(&server.url("/metrics"), &[]).body;
+    let metrics = common::server::get(&server.admin_url("/metrics"), &[]).body;
     for line in [
         "keywarden_revocations_total 1",
         "keywarden_outbox_depth 1",

@@ -98,8 +98,11 @@ async fn no_whole_key_anywhere(db: TestDb) {
             .unwrap();
         outputs.push((args.join(" "), String::from_utf8_lossy(&out.stdout).into()));
     }
-    outputs.push(("metrics".into(), get(&server.url("/metrics"), &[]).body));
-    outputs.push(("readyz".into(), get(&server.url("/readyz"), &[]).body));
+    outputs.push((
+        "metrics".into(),
+        get(&server.admin_url("/metrics"), &[]).body,
+    ));
+    outputs.push(("readyz".into(), get(&server.admin_url("/readyz"), &[]).body));
     std::thread::sleep(std::time::Duration::from_millis(200));
     outputs.push(("server log (debug)".into(), server.log_text()));
     outputs.push(("store".into(), db.raw_contents().await));

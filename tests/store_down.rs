@@ -159,7 +159,7 @@ fn reports_get_503_while_the_store_is_down_and_take_effect_once_when_it_is_back(
         down_answer < Duration::from_secs(5),
         "{down_answer:?} to say 503"
     );
-    let ready = get(&server.url("/readyz"), &[]);
+    let ready = get(&server.admin_url("/readyz"), &[]);
     assert_eq!(ready.status, 503);
     assert_ne!(ready.json()["store"], "ok");
 
@@ -270,7 +270,7 @@ fn a_store_that_stops_answering_gets_503_within_the_store_timeout() {
         assert!(took < bound, "{what} answered after {took:?}");
     };
     let store_timeouts = || -> u64 {
-        get(&server.url("/metrics"), &[])
+        get(&server.admin_url("/metrics"), &[])
             .body
             .lines()
             .find_map(|l| l.strip_prefix("keywarden_store_timeouts_total "))
@@ -322,7 +322,7 @@ fn a_store_that_stops_answering_gets_503_within_the_store_timeout() {
         "stalled report",
         timed(|| send_report(&server, &signer, &keys[3])),
     );
-    let (ready, took) = timed(|| get(&server.url("/readyz"), &[]));
+    let (ready, took) = timed(|| get(&server.admin_url("/readyz"), &[]));
     assert_eq!(ready.status, 503);
     assert_eq!(
         ready.json()["store"],

@@ -392,6 +392,9 @@ fn print_table(keys: &[KeyRecord], now: OffsetDateTime) -> anyhow::Result<()> {
                 state_text(k, now),
                 k.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
             ]
+            // Rows written before names were checked may hold control
+            // characters: shown escaped, they cannot forge rows.
+            .map(|cell| keywarden::untrusted::printable(&cell).into_owned())
         })
         .collect();
     let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"].map(String::from);
@@ -454,6 +457,7 @@ fn print_details(k: &KeyRecord, now: OffsetDateTime) -> anyhow::Result<()> {
         ("sha256", k.key_hash.to_hex()),
     ];
     for (name, value) in fields {
+        let value = keywarden::untrusted::printable(&value);
         writeln!(out, "{name:<13}{value}")?;
     }
     Ok(())

@@ -69,6 +69,34 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Where the service commands (`serve`, `outbox run`) log: stderr, filtered.
+#[derive(Args, Debug, Clone)]
+pub struct LogArgs {
+    /// Log filter (`info`, `debug`, `keywarden=debug,…`); logs go to stderr.
+    #[arg(
+        long,
+        env = "KEYWARDEN_LOG",
+        default_value = "info",
+        value_name = "FILTER"
+    )]
+    pub log: String,
+}
+
+impl LogArgs {
+    /// Installs the process's log subscriber.
+    pub fn init(&self) -> anyhow::Result<()> {
+        use anyhow::Context;
+        let filter = tracing_subscriber::EnvFilter::try_new(&self.log)
+            .with_context(|| format!("bad --log filter {:?}", self.log))?;
+        tracing_subscriber::fmt()
+            .with_env_filter(filter)
+            .with_writer(std::io::stderr)
+            .with_ansi(false)
+            .init();
+        Ok(())
+    }
+}
+
 /// Runs the command line and returns the process exit code.
 pub fn run() -> ExitCode {
     let cli = match Cli::try_parse() {

@@ -1,10 +1,12 @@
 //! `keywarden outbox …`: the owner-notification queue.
 
+use super::LogArgs;
 use super::keys_cmd::DatabaseArgs;
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use keywarden::keystore::rfc3339;
 use keywarden::notify::{MailConfig, Worker};
+use keywarden::untrusted::printable;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -83,6 +85,8 @@ pub enum OutboxCommand {
         #[arg(long, default_value = "2s", value_parser = parse_duration)]
         poll: Duration,
         #[command(flatten)]
+        log: LogArgs,
+        #[command(flatten)]
         mail: MailArgs,
         #[command(flatten)]
         db: DatabaseArgs,
@@ -114,9 +118,11 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
             OutboxCommand::Run {
                 once,
                 poll,
+                log,
                 mail,
                 db,
             } => {
+                log.init()?;
                 let store = db.open().await?;
                 let worker = Worker::new(store, mail.config())?;
                 if once {
@@ -161,9 +167,9 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
                             r.state,
                             r.attempts,
                             r.key_id,
-                            r.recipient,
+                            printable(&r.recipient),
                             rfc3339(when),
-                            r.last_error.as_deref().unwrap_or("-")
+                            printable(r.last_error.as_deref().unwrap_or("-"))
                         )?;
                     }
                 }

@@ -1,5 +1,6 @@
 //! `keywarden serve`: the HTTP service.
 
+use super::LogArgs;
 use super::keys_cmd::DatabaseArgs;
 use super::outbox_cmd::MailArgs;
 use anyhow::Context;
@@ -54,14 +55,8 @@ pub struct ServeArgs {
         hide_env_values = true
     )]
     github_token: Option<String>,
-    /// Log filter (`info`, `debug`, `keywarden=debug,…`); logs go to stderr.
-    #[arg(
-        long,
-        env = "KEYWARDEN_LOG",
-        default_value = "info",
-        value_name = "FILTER"
-    )]
-    log: String,
+    #[command(flatten)]
+    log: LogArgs,
     /// The longest a request waits on the key store; a store that has not
     /// answered by then gets the request a 503 (GitHub retries).
     #[arg(long, default_value = "5s", value_name = "DURATION",
@@ -88,13 +83,7 @@ pub struct ServeArgs {
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
     // One TLS crypto provider for every client (GitHub API, SMTP): ring.
     let _ = rustls::crypto::ring::default_provider().install_default();
-    let filter = tracing_subscriber::EnvFilter::try_new(&args.log)
-        .with_context(|| format!("bad --log filter {:?}", args.log))?;
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .with_ansi(false)
-        .init();
+    args.log.init()?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()?;

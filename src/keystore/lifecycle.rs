@@ -102,6 +102,9 @@ pub async fn rotate_key(
         expires_at: old.expires_at,
         allowed_ips: old.allowed_ips.clone(),
     };
+    // A key made before owners and names were checked is not copied into
+    // a new one as it was: its leak email could go to someone else.
+    spec.validate(now)?;
     let key = generate_key()?;
     let mut new = record_for(spec, KeyHash::of(key.expose()), key.redacted(), now)?;
     // The twin spends from the same credit limit.
@@ -239,6 +242,7 @@ impl RawRow {
         if super::looks_like_key(label.as_bytes()) {
             return Err(err("`label` holds a whole key; give its label".into()));
         }
+        super::model::check_text("label", &label).map_err(|e| err(e.to_string()))?;
         let key_type = match self.key_type.as_deref().map(str::trim) {
             None | Some("") => KeyType::Standard,
             Some(t) => t

@@ -20,7 +20,9 @@ pub use lifecycle::{
     ImportOutcome, ImportRow, Rotation, create_key, import_keys, parse_cidr, parse_import,
     rotate_key,
 };
-pub use model::{KeyRecord, KeySpec, KeyState, KeyType, SpecError, rfc3339};
+pub use model::{
+    KeyRecord, KeySpec, KeyState, KeyType, MAX_TEXT_CHARS, SpecError, is_plain_address, rfc3339,
+};
 pub use store::{
     AttemptOutcome, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail, OutboxRow,
     Revocation, open_store, redact_url,

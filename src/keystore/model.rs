@@ -84,10 +84,24 @@ impl FromStr for KeyType {
 pub enum SpecError {
     #[error("unknown key type {0:?} (standard, scoped, team, read-only, ephemeral)")]
     UnknownType(String),
-    #[error("owner email {0:?} is not an email address")]
+    #[error(
+        "owner email \"{}\" is not an email address: give exactly one plain email address, like dev@example.com",
+        crate::untrusted::one_line(.0, 120)
+    )]
     BadEmail(String),
     #[error("the key name must not be empty")]
     EmptyName,
+    #[error(
+        "the key's {field} \"{}\" holds a control character (a line break, tab, escape or bidi override); use printable text",
+        crate::untrusted::one_line(.value, 120)
+    )]
+    HostileText { field: &'static str, value: String },
+    #[error("the key's {field} is {chars} characters long; at most {max} are kept")]
+    TooLong {
+        field: &'static str,
+        chars: usize,
+        max: usize,
+    },
     #[error("an ephemeral key must have an expiry (--expires)")]
     EphemeralWithoutExpiry,
     #[error("a scoped key needs at least one model pattern (--scope), e.g. anthropic/*")]
@@ -140,13 +154,13 @@ impl KeySpec {
         if self.name.trim().is_empty() {
             return Err(SpecError::EmptyName);
         }
-        let email = self.owner_email.as_str();
-        let valid_email = email
-            .split_once('@')
-            .is_some_and(|(user, host)| !user.is_empty() && host.contains('.'))
-            && !email.chars().any(|c| c.is_whitespace() || c.is_control());
-        if !valid_email {
-            return Err(SpecError::BadEmail(email.to_string()));
+        if !is_plain_address(&self.owner_email) {
+            return Err(SpecError::BadEmail(self.owner_email.clone()));
+        }
+        check_text("name", &self.name)?;
+        check_text("owner id", &self.owner_id)?;
+        if let Some(team) = &self.team {
+            check_text("team", team)?;
         }
         match self.key_type {
             KeyType::Ephemeral if self.expires_at.is_none() => {
@@ -174,6 +188,46 @@ impl KeySpec {
         }
         Ok(())
     }
+}
+
+/// The longest name, team, owner id or label a key may have, in characters.
+pub const MAX_TEXT_CHARS: usize = 200;
+
+/// Refuses text that could forge lines or drive a terminal where it is
+/// shown (tables, logs, emails), and text too long to show.
+pub(super) fn check_text(field: &'static str, value: &str) -> Result<(), SpecError> {
+    if value.chars().any(crate::untrusted::is_hostile) {
+        return Err(SpecError::HostileText {
+            field,
+            value: value.to_string(),
+        });
+    }
+    let chars = value.chars().count();
+    if chars > MAX_TEXT_CHARS {
+        return Err(SpecError::TooLong {
+            field,
+            chars,
+            max: MAX_TEXT_CHARS,
+        });
+    }
+    Ok(())
+}
+
+/// Whether the mailer reads `text` as exactly this one address and nothing
+/// else: no display name, no second address, no comment, no spaces, and a
+/// domain with a dot. Parsed with the mailer's own parser (lettre), so what
+/// is accepted here is where the email goes.
+pub fn is_plain_address(text: &str) -> bool {
+    let Ok(mailbox) = text.parse::<lettre::message::Mailbox>() else {
+        return false;
+    };
+    let address: &str = mailbox.email.as_ref();
+    mailbox.name.is_none()
+        && address == text
+        && mailbox.email.domain().contains('.')
+        && !text
+            .chars()
+            .any(|c| c.is_whitespace() || crate::untrusted::is_hostile(c))
 }
 
 /// `*`, `provider/*` or `provider/model` with no spaces.

@@ -113,15 +113,37 @@ impl Worker {
             (true, AttemptOutcome::Dead) => summary.dead += 1,
             (true, AttemptOutcome::Failed) => summary.failed += 1,
         }
-        let level_error = error.as_deref().unwrap_or("");
-        tracing::info!(
-            outbox_id = email.id,
-            key = email.key.id,
-            attempt = email.attempts,
-            outcome = ?outcome,
-            error = level_error,
-            "outbox email"
-        );
+        let error = crate::untrusted::one_line(error.as_deref().unwrap_or(""), 300);
+        let (outbox_id, key, attempt) = (email.id, &email.key.id, email.attempts);
+        match &outcome {
+            AttemptOutcome::Sent => {
+                tracing::info!(outbox_id, key, attempt, "outbox email sent")
+            }
+            AttemptOutcome::Retry(at) => tracing::warn!(
+                outbox_id,
+                key,
+                attempt,
+                error,
+                retry_at = %crate::keystore::rfc3339(*at),
+                "outbox email not sent; it will be retried"
+            ),
+            AttemptOutcome::Failed => tracing::error!(
+                outbox_id,
+                key,
+                attempt,
+                error,
+                "outbox email failed permanently and will not be retried: the owner is not told \
+                 (fix the cause, then `keywarden outbox retry {outbox_id}`)"
+            ),
+            AttemptOutcome::Dead => tracing::error!(
+                outbox_id,
+                key,
+                attempt,
+                error,
+                "outbox email given up after its last attempt and will not be retried: the owner \
+                 is not told (`keywarden outbox retry {outbox_id}` to try again)"
+            ),
+        }
         Ok(())
     }
 

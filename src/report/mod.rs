@@ -75,28 +75,7 @@ impl ReportContext<'_> {
     }
 }
 
-/// `s` with control characters (newlines, escape sequences) and bidi
-/// overrides written as Rust escapes (`\n`, `\u{1b}`, `\u{202e}`), for
-/// output read on a terminal: a file name or commit message cannot break a
-/// line, restyle the screen or reorder what is shown.
-pub fn printable(s: &str) -> std::borrow::Cow<'_, str> {
-    let hostile =
-        |c: char| c.is_control() || matches!(c, '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}');
-    if !s.chars().any(hostile) {
-        return s.into();
-    }
-    let mut out = String::with_capacity(s.len() + 8);
-    for c in s.chars() {
-        if !hostile(c) {
-            out.push(c);
-        } else if c.is_control() {
-            out.extend(c.escape_debug());
-        } else {
-            out.extend(c.escape_unicode());
-        }
-    }
-    out.into()
-}
+pub use crate::untrusted::printable;
 
 /// Writes `findings` in `format`. Text output carries ANSI styles; pass an
 /// `anstream` writer to strip them where colour is not wanted.
@@ -115,20 +94,4 @@ pub fn write_report(
         Format::Markdown => markdown::write(out, findings, ctx),
     }?;
     out.flush()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn printable_escapes_control_characters_only() {
-        assert_eq!(printable("a/b c.txt"), "a/b c.txt");
-        assert_eq!(
-            printable("new\nline\t\u{1b}[31m.txt"),
-            "new\\nline\\t\\u{1b}[31m.txt"
-        );
-        assert_eq!(printable("ключ\u{fffd}.txt"), "ключ\u{fffd}.txt");
-        assert_eq!(printable("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
-    }
 }

@@ -7,6 +7,8 @@ use std::process::{Child, Command, Stdio};
 pub struct Server {
     child: Child,
     pub base: String,
+    /// The admin listener (`/metrics`, `/readyz`), when the server has one.
+    pub admin: Option<String>,
     /// Everything the server wrote to stderr (its logs), so far.
     pub log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
     /// Where the mail worker writes `.eml` files unless a test sets SMTP.
@@ -21,7 +23,39 @@ impl Server {
     }
 
     pub fn start_with_env(database_url: &str, args: &[&str], env: &[(&str, &str)]) -> Server {
+        Server::start_full(database_url, args, env, None)
+    }
+
+    /// Like [`Server::start`], with the process's descriptor limit (soft
+    /// and hard) set to `nofile`.
+    pub fn start_with_nofile(database_url: &str, args: &[&str], nofile: u64) -> Server {
+        Server::start_full(database_url, args, &[], Some(nofile))
+    }
+
+    fn start_full(
+        database_url: &str,
+        args: &[&str],
+        env: &[(&str, &str)],
+        nofile: Option<u64>,
+    ) -> Server {
         let mut command = Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
+        if let Some(n) = nofile {
+            use std::os::unix::process::CommandExt;
+            // SAFETY: setrlimit is async-signal-safe; nothing else runs
+            // between fork and exec.
+            unsafe {
+                command.pre_exec(move || {
+                    let limit = libc::rlimit {
+                        rlim_cur: n,
+                        rlim_max: n,
+                    };
+                    if libc::setrlimit(libc::RLIMIT_NOFILE, &limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                    Ok(())
+                });
+            }
+        }
         command.args([
             "serve",
             "--listen",
@@ -29,6 +63,11 @@ impl Server {
             "--database-url",
             database_url,
         ]);
+        // The admin listener on a free port of its own, unless a test
+        // chooses.
+        if !args.iter().any(|a| a.starts_with("--admin-listen")) {
+            command.args(["--admin-listen", "127.0.0.1:0"]);
+        }
         // Unless a test says otherwise, GitHub's keys come from nowhere
         // reachable: the key check never needs them.
         if !args.iter().any(|a| a.starts_with("--github")) {
@@ -48,7 +87,7 @@ impl Server {
         let stderr = child.stderr.take().unwrap();
         let mut lines = BufReader::new(stderr).lines();
         let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
-        let base = loop {
+        let (base, admin) = loop {
             let line = match lines.next() {
                 Some(Ok(line)) => line,
                 _ => {
@@ -61,7 +100,12 @@ impl Server {
             };
             log.lock().unwrap().push(line.clone());
             if let Some(rest) = line.split("serving on ").nth(1) {
-                break rest.split_whitespace().next().unwrap().to_string();
+                let base = rest.split_whitespace().next().unwrap().to_string();
+                let admin = line
+                    .split("admin on ")
+                    .nth(1)
+                    .map(|rest| rest.split([' ', ';', ')']).next().unwrap().to_string());
+                break (base, admin);
             }
         };
         // Keep draining stderr so the server never blocks on a full pipe.
@@ -74,6 +118,7 @@ impl Server {
         Server {
             child,
             base,
+            admin,
             log,
             mail_dir,
         }
@@ -81,6 +126,35 @@ impl Server {
 
     pub fn url(&self, path: &str) -> String {
         format!("{}{path}", self.base)
+    }
+
+    /// A URL on the admin listener (`/metrics`, `/readyz`).
+    pub fn admin_url(&self, path: &str) -> String {
+        let admin = self
+            .admin
+            .as_deref()
+            .expect("the server announced an admin listener");
+        format!("{admin}{path}")
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The server's peak resident memory so far (`VmHWM`), in bytes.
+    pub fn peak_rss(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmHWM:") * 1024
+    }
+
+    /// The server's resident memory now (`VmRSS`), in bytes.
+    pub fn rss(&self) -> u64 {
+        proc_status_kib(self.pid(), "VmRSS:") * 1024
+    }
+
+    /// Sends `signal` (e.g. `libc::SIGHUP`) to the server.
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on our own child's pid.
+        assert_eq!(unsafe { libc::kill(self.pid() as i32, signal) }, 0);
     }
 
     pub fn log_text(&self) -> String {
@@ -93,6 +167,15 @@ impl Drop for Server {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+fn proc_status_kib(pid: u32, field: &str) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap();
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix(field))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {field} in /proc/{pid}/status"))
 }
 
 /// A response's status, headers we look at, and body.
