@@ -195,9 +195,15 @@ fn partner_bodies_without_signature_headers_are_refused_before_they_are_read() {
             "{s:?} after {took:?}; all: {counts:?}"
         );
     }
+    // Missing signature headers are a bad request.
     assert!(
-        counts.get("401").copied().unwrap_or(0) >= 900,
-        "most are answered 401: {counts:?}"
+        counts.get("400").copied().unwrap_or(0) >= 900,
+        "most are answered 400: {counts:?}"
+    );
+    eprintln!(
+        "peak RSS {} MiB, idle {} MiB: {counts:?}",
+        peak / MIB,
+        idle / MIB
     );
     assert_eq!(get(&server.url("/healthz"), &[]).status, 200);
 }
@@ -224,6 +230,7 @@ fn signed_looking_bodies_share_a_capped_buffer_and_get_503_past_it() {
     );
     let peak = server.peak_rss();
     let counts = tally(&seen);
+    eprintln!("peak RSS {} MiB: {counts:?}", peak / MIB);
     assert!(peak < 150 * MIB, "peak RSS {} MiB; {counts:?}", peak / MIB);
     let refused: Vec<_> = seen
         .iter()

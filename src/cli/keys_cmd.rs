@@ -146,7 +146,7 @@ fn parse_type(s: &str) -> Result<KeyType, String> {
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
-    let d = humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 90s, 15m, 1h, 30d)"))?;
+    let d = super::parse_duration(s)?;
     Duration::try_from(d).map_err(|e| e.to_string())
 }
 

@@ -69,6 +69,19 @@ pub struct ConfigArgs {
     pub config: Option<PathBuf>,
 }
 
+/// Parses a duration such as `500ms`, `30s`, `5m` or `1h`.
+pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 500ms, 30s, 5m, 1h)"))
+}
+
+/// [`parse_duration`], refusing zero.
+pub fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match parse_duration(s)? {
+        d if d.is_zero() => Err("must be more than 0".to_string()),
+        d => Ok(d),
+    }
+}
+
 /// Where the service commands (`serve`, `outbox run`) log: stderr, filtered.
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {

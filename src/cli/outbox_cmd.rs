@@ -1,7 +1,7 @@
 //! `keywarden outbox …`: the owner-notification queue.
 
-use super::LogArgs;
 use super::keys_cmd::DatabaseArgs;
+use super::{LogArgs, parse_duration};
 use anyhow::bail;
 use clap::{Args, Subcommand};
 use keywarden::keystore::rfc3339;
@@ -11,10 +11,6 @@ use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
 use time::OffsetDateTime;
-
-fn parse_duration(s: &str) -> Result<Duration, String> {
-    humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 500ms, 30s, 5m)"))
-}
 
 /// How emails are sent (shared by `serve` and `outbox run`).
 #[derive(Args, Debug, Clone)]

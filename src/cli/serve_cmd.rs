@@ -1,13 +1,16 @@
 //! `keywarden serve`: the HTTP service.
 
-use super::LogArgs;
 use super::keys_cmd::DatabaseArgs;
 use super::outbox_cmd::MailArgs;
+use super::{LogArgs, parse_duration, parse_positive_duration};
 use anyhow::Context;
 use clap::Args;
 use ipnet::IpNet;
 use keywarden::partner::{GithubKeys, KeySource};
-use keywarden::server::{self, AppState, DEFAULT_PARTNER_PATH, ServerConfig};
+use keywarden::server::{
+    self, AppState, BODY_LIMIT, ConnectionLimits, DEFAULT_PARTNER_PATH, Listeners, ServerConfig,
+    TlsMinVersion, TlsSetup,
+};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -45,8 +48,7 @@ pub struct ServeArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "github_api_url")]
     github_keys_file: Option<PathBuf>,
     /// Least time between key refreshes caused by unknown key identifiers.
-    #[arg(long, value_name = "DURATION", default_value = "60s",
-          value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = parse_duration)]
     github_keys_refresh_interval: Duration,
     #[arg(
         long,
@@ -59,25 +61,83 @@ pub struct ServeArgs {
     log: LogArgs,
     /// The longest a request waits on the key store; a store that has not
     /// answered by then gets the request a 503 (GitHub retries).
-    #[arg(long, default_value = "5s", value_name = "DURATION",
-          value_parser = |s: &str| match humantime::parse_duration(s) {
-              Ok(d) if d.is_zero() => Err("must be more than 0".to_string()),
-              Ok(d) => Ok(d),
-              Err(e) => Err(e.to_string()),
-          })]
+    #[arg(long, default_value = "5s", value_name = "DURATION", value_parser = parse_positive_duration)]
     store_timeout: Duration,
+    /// Address of the admin listener (`/metrics`, `/readyz`, `/healthz`);
+    /// `none` for no admin listener. Keep it off the internet.
+    #[arg(long, default_value = "127.0.0.1:8081", value_name = "ADDR|none",
+          value_parser = parse_admin_listen)]
+    admin_listen: AdminListen,
+    /// Serve HTTPS on --listen with this PEM certificate chain (needs
+    /// --tls-key). Reloaded on SIGHUP and when the file changes.
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// The lowest TLS version a client may use: 1.3 (default) or 1.2.
+    #[arg(
+        long,
+        default_value = "1.3",
+        value_name = "VERSION",
+        requires = "tls_cert"
+    )]
+    tls_min_version: TlsMinVersion,
+    /// Time a client has to send a whole request head (and to finish the
+    /// TLS handshake) after connecting or starting a request.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    header_read_timeout: Duration,
+    /// Time a keep-alive connection may wait for its next request.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    idle_timeout: Duration,
+    /// Time a partner report's body has to arrive once its headers are read.
+    #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    body_timeout: Duration,
+    /// What all partner bodies being read at once may hold; past it a
+    /// report gets 503 with Retry-After (GitHub retries).
+    #[arg(long, default_value = "32MiB", value_name = "SIZE", value_parser = parse_budget)]
+    partner_body_budget: u64,
+    /// Open connections at most on the public listener; at the cap an idle
+    /// or half-sent connection is shed for a new one. Default: the
+    /// descriptor limit less 256 (a quarter when the limit is small).
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    max_connections: Option<u64>,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
     no_mail_worker: bool,
     /// Time between outbox passes.
-    #[arg(long, default_value = "1s", value_name = "DURATION",
-          value_parser = |s: &str| humantime::parse_duration(s).map_err(|e| e.to_string()))]
+    #[arg(long, default_value = "1s", value_name = "DURATION", value_parser = parse_duration)]
     mail_poll: Duration,
     #[command(flatten)]
     mail: MailArgs,
     #[command(flatten)]
     db: DatabaseArgs,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum AdminListen {
+    At(SocketAddr),
+    Off,
+}
+
+fn parse_admin_listen(s: &str) -> Result<AdminListen, String> {
+    if s == "none" {
+        return Ok(AdminListen::Off);
+    }
+    s.parse()
+        .map(AdminListen::At)
+        .map_err(|_| format!("{s:?} is neither an address (127.0.0.1:8081) nor `none`"))
+}
+
+fn parse_budget(s: &str) -> Result<u64, String> {
+    match super::scan_cmd::parse_size(s)? {
+        n if n < BODY_LIMIT as u64 => Err(format!(
+            "must hold at least one whole report ({BODY_LIMIT} bytes)"
+        )),
+        n if n > u64::from(u32::MAX) => Err("must be at most 4GiB".to_string()),
+        n => Ok(n),
+    }
 }
 
 pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
@@ -108,19 +168,46 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 args.mail.config(),
             )?)
         };
+        let tls = match (&args.tls_cert, &args.tls_key) {
+            (Some(cert), Some(key)) => Some(Arc::new(
+                TlsSetup::new(cert, key, args.tls_min_version)
+                    .context("cannot serve HTTPS")?,
+            )),
+            _ => None,
+        };
+        let mut limits = ConnectionLimits::for_this_process();
+        limits.header_read_timeout = args.header_read_timeout;
+        limits.idle_timeout = args.idle_timeout;
+        if let Some(n) = args.max_connections {
+            limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
+        }
         let listener = tokio::net::TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}", args.listen))?;
         let addr = listener.local_addr()?;
+        let admin = match args.admin_listen {
+            AdminListen::At(at) => Some(
+                tokio::net::TcpListener::bind(at)
+                    .await
+                    .with_context(|| format!("cannot listen on {at} (--admin-listen)"))?,
+            ),
+            AdminListen::Off => None,
+        };
+        let admin_text = match &admin {
+            Some(a) => format!("admin on http://{}", a.local_addr()?),
+            None => "no admin listener".to_string(),
+        };
         eprintln!(
-            "keywarden: serving on http://{addr} (key store: {}; partner endpoint: {}; mail: {})",
+            "keywarden: serving on {}://{addr} ({admin_text}; key store: {}; partner endpoint: {}; mail: {}; at most {} connections)",
+            if tls.is_some() { "https" } else { "http" },
             store.backend(),
             args.partner_path,
             worker
                 .as_ref()
                 .map_or("not sent by this process".to_string(), |w| w
                     .mailer()
-                    .describe())
+                    .describe()),
+            limits.max_connections,
         );
         if let Some(worker) = worker {
             let poll = args.mail_poll;
@@ -133,9 +220,17 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 trusted_proxies: args.trusted_proxies,
                 partner_path: args.partner_path,
                 store_timeout: args.store_timeout,
+                body_timeout: args.body_timeout,
+                partner_body_budget: args.partner_body_budget as usize,
             },
         );
-        server::serve(listener, state, shutdown_signal()).await?;
+        let listeners = Listeners {
+            public: listener,
+            tls,
+            limits,
+            admin,
+        };
+        server::serve(listeners, state, shutdown_signal()).await?;
         eprintln!("keywarden: stopped");
         Ok(0)
     })

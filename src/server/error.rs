@@ -25,13 +25,41 @@ pub enum ApiError {
     Unprocessable(String),
     /// GitHub's public keys are not loaded yet: GitHub will retry.
     KeysUnavailable,
+    /// A partner body larger than the limit (in bytes).
+    PayloadTooLarge { limit: usize },
+    /// A partner body that did not arrive within the body timeout.
+    BodyTimeout,
+    /// A partner body that broke off or could not be decoded.
+    BodyBroken,
+    /// Too many partner bodies are being read at once; retry later.
+    Busy,
     /// Anything else that went wrong on our side.
     Internal,
 }
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        let too_large;
         let (status, message, retry_after) = match &self {
+            ApiError::PayloadTooLarge { limit } => {
+                too_large = format!("The report is larger than {limit} bytes");
+                (StatusCode::PAYLOAD_TOO_LARGE, too_large.as_str(), None)
+            }
+            ApiError::BodyTimeout => (
+                StatusCode::REQUEST_TIMEOUT,
+                "The report's body did not arrive in time",
+                None,
+            ),
+            ApiError::BodyBroken => (
+                StatusCode::BAD_REQUEST,
+                "The report's body could not be read",
+                None,
+            ),
+            ApiError::Busy => (
+                StatusCode::SERVICE_UNAVAILABLE,
+                "Too many reports are being received at once; try again shortly",
+                Some(5),
+            ),
             ApiError::BadRequest(m) => (StatusCode::BAD_REQUEST, m.as_str(), None),
             ApiError::SignatureRejected => (
                 StatusCode::UNAUTHORIZED,
@@ -81,6 +109,18 @@ impl From<crate::keystore::StoreError> for ApiError {
             ApiError::Unavailable
         } else {
             ApiError::Internal
+        }
+    }
+}
+
+impl From<super::body::BodyRefused> for ApiError {
+    fn from(e: super::body::BodyRefused) -> Self {
+        use super::body::BodyRefused as B;
+        match e {
+            B::TooLarge { limit } => ApiError::PayloadTooLarge { limit },
+            B::OverBudget => ApiError::Busy,
+            B::TimedOut(_) => ApiError::BodyTimeout,
+            B::Broken => ApiError::BodyBroken,
         }
     }
 }

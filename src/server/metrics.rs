@@ -20,6 +20,12 @@ pub struct Metrics {
     pub store_timeouts: Counter,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
+    pub connections_open: Gauge,
+    connections_shed: Family<Labels, Counter>,
+    connections_closed: Family<Labels, Counter>,
+    accept_errors: Counter,
+    partner_bodies_refused: Family<Labels, Counter>,
+    tls_reloads: Family<Labels, Counter>,
 }
 
 impl Metrics {
@@ -34,6 +40,12 @@ impl Metrics {
         let store_timeouts = Counter::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
+        let connections_open = Gauge::default();
+        let connections_shed = Family::<Labels, Counter>::default();
+        let connections_closed = Family::<Labels, Counter>::default();
+        let accept_errors = Counter::default();
+        let partner_bodies_refused = Family::<Labels, Counter>::default();
+        let tls_reloads = Family::<Labels, Counter>::default();
         registry.register(
             "http_requests",
             "HTTP requests by route and status",
@@ -75,8 +87,44 @@ impl Metrics {
             "Outbox emails by state",
             outbox_emails.clone(),
         );
+        registry.register(
+            "connections_open",
+            "Open client connections, all listeners",
+            connections_open.clone(),
+        );
+        registry.register(
+            "connections_shed",
+            "Connections shed at the connection cap: an idle or half-sent one closed for a new one (shed), or the new one refused (refused)",
+            connections_shed.clone(),
+        );
+        registry.register(
+            "connections_closed",
+            "Connections the service closed itself, by reason (header_timeout, idle_timeout, tls_handshake)",
+            connections_closed.clone(),
+        );
+        registry.register(
+            "accept_errors",
+            "Failures to accept a connection (e.g. out of descriptors)",
+            accept_errors.clone(),
+        );
+        registry.register(
+            "partner_bodies_refused",
+            "Partner report bodies not read, by reason (too_large, over_budget, timed_out, broken)",
+            partner_bodies_refused.clone(),
+        );
+        registry.register(
+            "tls_reloads",
+            "Certificate reloads, by result",
+            tls_reloads.clone(),
+        );
         Metrics {
             registry,
+            connections_open,
+            connections_shed,
+            connections_closed,
+            accept_errors,
+            partner_bodies_refused,
+            tls_reloads,
             requests,
             tokens,
             revocations,
@@ -112,21 +160,39 @@ impl Metrics {
     }
 
     pub fn token(&self, label: &str) {
-        self.tokens
-            .get_or_create(&vec![("label", label.to_string())])
-            .inc();
+        self.labelled(&self.tokens, "label", label);
     }
 
     pub fn signature_failure(&self, reason: &'static str) {
-        self.signature_failures
-            .get_or_create(&vec![("reason", reason.to_string())])
-            .inc();
+        self.labelled(&self.signature_failures, "reason", reason);
     }
 
     pub fn key_refresh(&self, result: &'static str) {
-        self.key_refreshes
-            .get_or_create(&vec![("result", result.to_string())])
-            .inc();
+        self.labelled(&self.key_refreshes, "result", result);
+    }
+
+    pub fn connection_shed(&self, how: &'static str) {
+        self.labelled(&self.connections_shed, "how", how);
+    }
+
+    pub fn connection_closed(&self, reason: &'static str) {
+        self.labelled(&self.connections_closed, "reason", reason);
+    }
+
+    pub fn accept_error(&self) {
+        self.accept_errors.inc();
+    }
+
+    pub fn partner_body_refused(&self, reason: &'static str) {
+        self.labelled(&self.partner_bodies_refused, "reason", reason);
+    }
+
+    pub fn tls_reload(&self, result: &'static str) {
+        self.labelled(&self.tls_reloads, "result", result);
+    }
+
+    fn labelled(&self, family: &Family<Labels, Counter>, name: &'static str, value: &str) {
+        family.get_or_create(&vec![(name, value.to_string())]).inc();
     }
 
     /// The OpenMetrics text of every metric.

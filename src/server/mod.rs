@@ -5,45 +5,66 @@
 //! `tracing`, never a token or key.
 
 mod auth;
+mod body;
 mod error;
 mod key_check;
+mod listener;
 mod metrics;
 mod partner_route;
 mod rate_limit;
 mod state;
+mod tls;
 
 pub use auth::{client_ip, parse_bearer};
 pub use error::ApiError;
+pub use listener::{
+    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, default_max_connections,
+};
 pub use partner_route::BODY_LIMIT;
-pub use state::{AppState, DEFAULT_PARTNER_PATH, DEFAULT_STORE_TIMEOUT, ServerConfig};
+pub use state::{
+    AppState, DEFAULT_BODY_TIMEOUT, DEFAULT_PARTNER_BODY_BUDGET, DEFAULT_PARTNER_PATH,
+    DEFAULT_STORE_TIMEOUT, ServerConfig,
+};
+pub use tls::{TlsError, TlsMinVersion, TlsSetup};
 
 use axum::Router;
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request, State};
+use axum::extract::{MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use std::future::Future;
-use std::net::SocketAddr;
+use std::sync::Arc;
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 
-/// All routes of `keywarden serve`.
+/// The public routes of `keywarden serve`: the key check, the partner
+/// endpoint and `/healthz`.
 pub fn router(state: AppState) -> Router {
     let partner_path = state.inner.config.partner_path.clone();
     Router::new()
         .route("/api/v1/key", get(key_check::key_info))
-        .route(
-            &partner_path,
-            post(partner_route::github_report).layer(DefaultBodyLimit::max(BODY_LIMIT)),
-        )
-        .route("/healthz", get(|| async { "ok\n" }))
-        .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics_text))
+        .route(&partner_path, post(partner_route::github_report))
+        .route("/healthz", get(healthz))
         .layer(middleware::from_fn_with_state(
             state.clone(),
             count_requests,
         ))
         .with_state(state)
+}
+
+/// The operator's routes, on the admin listener: `/metrics`, `/readyz`
+/// (which says what is missing) and `/healthz`.
+pub fn admin_router(state: AppState) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics_text))
+        .with_state(state)
+}
+
+async fn healthz() -> &'static str {
+    "ok\n"
 }
 
 /// Counts every answer by route and status.
@@ -105,19 +126,109 @@ async fn metrics_text(State(state): State<AppState>) -> Response {
         .into_response()
 }
 
-/// Serves `router(state)` on `listener` until `shutdown` completes, then
-/// finishes the requests in flight.
+/// Where and how `keywarden serve` listens.
+pub struct Listeners {
+    /// The public listener: key check, partner endpoint, `/healthz`.
+    pub public: TcpListener,
+    /// HTTPS on the public listener when set.
+    pub tls: Option<Arc<TlsSetup>>,
+    pub limits: ConnectionLimits,
+    /// `/metrics` and `/readyz`, when set.
+    pub admin: Option<TcpListener>,
+}
+
+/// Connections the admin listener keeps open at most.
+const ADMIN_MAX_CONNECTIONS: usize = 64;
+
+/// Serves until `shutdown` completes, then finishes the requests in flight.
 pub async fn serve(
-    listener: TcpListener,
+    listeners: Listeners,
     state: AppState,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> std::io::Result<()> {
     state.start_housekeeping();
     state.start_key_loading();
-    axum::serve(
-        listener,
-        router(state).into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
+    let (stop, stopped) = watch::channel(false);
+    if let Some(tls) = &listeners.tls {
+        start_tls_reloading(tls.cert.clone(), state.clone(), stopped.clone());
+    }
+    let public = listener::Listener {
+        name: "public",
+        tcp: listeners.public,
+        router: router(state.clone()),
+        tls: listeners.tls,
+        limits: listeners.limits.clone(),
+    };
+    let admin = listeners.admin.map(|tcp| listener::Listener {
+        name: "admin",
+        tcp,
+        router: admin_router(state.clone()),
+        tls: None,
+        limits: ConnectionLimits {
+            max_connections: ADMIN_MAX_CONNECTIONS,
+            ..listeners.limits
+        },
+    });
+    let public = tokio::spawn(public.run(state.clone(), stopped.clone()));
+    let admin = admin.map(|admin| tokio::spawn(admin.run(state.clone(), stopped)));
+    shutdown.await;
+    let _ = stop.send(true);
+    let _ = public.await;
+    if let Some(admin) = admin {
+        let _ = admin.await;
+    }
+    Ok(())
+}
+
+/// Reloads the certificate on SIGHUP and when its files change; a reload
+/// that fails keeps the certificate in use and logs why.
+fn start_tls_reloading(
+    cert: Arc<tls::ReloadingCert>,
+    state: AppState,
+    mut stopped: watch::Receiver<bool>,
+) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut hangup =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+        let mut poll = tokio::time::interval(tls::RELOAD_POLL);
+        poll.tick().await;
+        loop {
+            #[cfg(unix)]
+            let signalled = async {
+                match hangup.as_mut() {
+                    Some(h) => {
+                        h.recv().await;
+                    }
+                    None => std::future::pending().await,
+                }
+            };
+            #[cfg(not(unix))]
+            let signalled = std::future::pending::<()>();
+            let why = tokio::select! {
+                _ = stopped.wait_for(|stop| *stop) => return,
+                _ = signalled => "SIGHUP",
+                _ = poll.tick() => {
+                    if !cert.files_changed() {
+                        continue;
+                    }
+                    "the files changed"
+                }
+            };
+            match cert.reload() {
+                Ok(()) => {
+                    state.inner.metrics.tls_reload("ok");
+                    tracing::info!(files = %cert.describe(), trigger = why, "TLS certificate reloaded");
+                }
+                Err(e) => {
+                    state.inner.metrics.tls_reload("error");
+                    tracing::error!(
+                        error = %e,
+                        trigger = why,
+                        "TLS certificate not reloaded; the one in use stays"
+                    );
+                }
+            }
+        }
+    });
 }

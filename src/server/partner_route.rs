@@ -1,16 +1,22 @@
-//! `POST {partner path}`: GitHub's secret-scanning reports. Nothing is
-//! parsed or looked up before the signature over the raw body holds.
+//! `POST {partner path}`: GitHub's secret-scanning reports. What is cheap
+//! to refuse is refused first: the signature headers are read and the key
+//! they name is found before a byte of the body is read, and the body is
+//! read under a size limit, a deadline and the budget all bodies share.
+//! Nothing in the body is parsed or looked up before the signature over
+//! the raw bytes holds.
 
+use super::body::BodyRefused;
 use super::{ApiError, AppState};
 use crate::keystore::LeakOutcome;
 use crate::partner::{
     self, KEY_ID_HEADER, Lookup, PublicKeyEntry, RefreshOutcome, SIGNATURE_HEADER, SignatureError,
     TokenLabel,
 };
+use crate::untrusted::one_line;
 use axum::Json;
-use axum::body::Bytes;
+use axum::body::Body;
 use axum::extract::State;
-use axum::http::HeaderMap;
+use axum::http::{HeaderMap, header};
 use time::OffsetDateTime;
 
 /// The largest body accepted; GitHub's batches are far smaller.
@@ -19,7 +25,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 pub async fn github_report(
     State(state): State<AppState>,
     headers: HeaderMap,
-    body: Bytes,
+    body: Body,
 ) -> Result<Json<Vec<TokenLabel>>, ApiError> {
     let request_id = request_id(&headers);
     let inner = &state.inner;
@@ -41,18 +47,20 @@ pub async fn github_report(
     })?;
     let (key_id, der) = (signed.key_id, signed.der);
     let key = public_key(&state, key_id, &request_id).await?;
-    partner::verify_signature(&key, &der, &body).map_err(|e| refuse("bad_signature", e))?;
-    let key_id_short = &key_id[..key_id.len().min(12)];
+    let body = read_body(&state, &headers, body, &request_id).await?;
+    let body = &body.bytes[..];
+    partner::verify_signature(&key, &der, body).map_err(|e| refuse("bad_signature", e))?;
+    let key_id_short = one_line(key_id, 16);
     if !key.is_current {
         inner.metrics.noncurrent_key_uses.inc();
         tracing::info!(
             request_id,
-            key_id = key_id_short,
+            key_id = %key_id_short,
             "report signed with a non-current GitHub key"
         );
     }
 
-    let tokens = partner::parse_report(&body).map_err(|e| {
+    let tokens = partner::parse_report(body).map_err(|e| {
         tracing::warn!(request_id, error = %e, "partner report body refused");
         ApiError::Unprocessable(e.to_string())
     })?;
@@ -104,13 +112,42 @@ pub async fn github_report(
     }
     tracing::info!(
         request_id,
-        github_key_id = key_id_short,
+        github_key_id = %key_id_short,
         tokens = answers.len(),
         revoked,
         seen_again,
         "partner report processed"
     );
     Ok(Json(answers.into_iter().map(|(label, _)| label).collect()))
+}
+
+/// The report's body, read under its limits; each refusal is counted and
+/// logged.
+async fn read_body(
+    state: &AppState,
+    headers: &HeaderMap,
+    body: Body,
+    request_id: &str,
+) -> Result<super::body::ReadBody, ApiError> {
+    let inner = &state.inner;
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    let read = inner
+        .body_budget
+        .read(body, declared, BODY_LIMIT, inner.config.body_timeout)
+        .await;
+    read.map_err(|refused| {
+        let reason = match refused {
+            BodyRefused::TooLarge { .. } => "too_large",
+            BodyRefused::OverBudget => "over_budget",
+            BodyRefused::TimedOut(_) => "timed_out",
+            BodyRefused::Broken => "broken",
+        };
+        inner.metrics.partner_body_refused(reason);
+        tracing::warn!(request_id, reason, "partner report body not read");
+        ApiError::from(refused)
+    })
 }
 
 /// The GitHub key named `key_id`: from the cache, or after one refresh.
@@ -147,7 +184,7 @@ async fn public_key(
     inner.metrics.signature_failure("unknown_key");
     tracing::warn!(
         request_id,
-        github_key_id = &key_id[..key_id.len().min(12)],
+        github_key_id = %one_line(key_id, 16),
         "unknown GitHub key identifier"
     );
     Err(SignatureError::UnknownKey.into())

@@ -1,5 +1,6 @@
 //! The state every handler shares: the store, rate limits and settings.
 
+use super::body::BodyBudget;
 use super::metrics::Metrics;
 use super::rate_limit::RateLimits;
 use crate::keystore::{KeyStore, StoreError};
@@ -18,6 +19,12 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// answered 503 (GitHub's deliveries time out after about 10 s).
 pub const DEFAULT_STORE_TIMEOUT: Duration = Duration::from_secs(5);
 
+/// How long a partner body may take to arrive by default.
+pub const DEFAULT_BODY_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// What all partner bodies being read at once may hold by default.
+pub const DEFAULT_PARTNER_BODY_BUDGET: usize = 32 << 20;
+
 /// The default path of the partner endpoint.
 pub const DEFAULT_PARTNER_PATH: &str = "/github/secret-scanning";
 
@@ -31,6 +38,10 @@ pub struct ServerConfig {
     /// The longest a request waits on the key store; a store that has not
     /// answered by then counts as unavailable.
     pub store_timeout: Duration,
+    /// The longest a partner body may take to arrive.
+    pub body_timeout: Duration,
+    /// What all partner bodies being read at once may hold, in bytes.
+    pub partner_body_budget: usize,
 }
 
 impl Default for ServerConfig {
@@ -39,6 +50,8 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             partner_path: DEFAULT_PARTNER_PATH.to_string(),
             store_timeout: DEFAULT_STORE_TIMEOUT,
+            body_timeout: DEFAULT_BODY_TIMEOUT,
+            partner_body_budget: DEFAULT_PARTNER_BODY_BUDGET,
         }
     }
 }
@@ -55,6 +68,7 @@ pub(super) struct Inner {
     pub limits: RateLimits,
     pub github_keys: Arc<GithubKeys>,
     pub metrics: Metrics,
+    pub body_budget: BodyBudget,
     last_touch: Mutex<HashMap<String, Instant>>,
 }
 
@@ -67,6 +81,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
+                body_budget: BodyBudget::new(config.partner_body_budget),
                 config,
                 limits: RateLimits::new(),
                 github_keys,
