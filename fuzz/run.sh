@@ -8,7 +8,7 @@
 # fuzz/artifacts/TARGET/ and the run stops with a non-zero status.
 set -euo pipefail
 cd "$(dirname "$0")"
-targets=(partner_report rule_file matcher_diff authorization)
+targets=(partner_report rule_file matcher_diff authorization router)
 [ "${1:-all}" = all ] || targets=("$1")
 secs=${2:-600}
 corpus_root=${KEYWARDEN_FUZZ_CORPUS:-corpus}

@@ -540,12 +540,6 @@ fn rehearsal_tools_sign_and_send_as_github_does() {
     assert_eq!(key_info(&server, &key).status, 401);
 }
 
-fn wait_until(mut ready: impl FnMut() -> bool) {
-    for _ in 0..100 {
-        if ready() {
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
-    panic!("condition not reached within 10 s");
+fn wait_until(ready: impl FnMut() -> bool) {
+    common::eventually("the condition", std::time::Duration::from_secs(10), ready);
 }

@@ -6,13 +6,14 @@
 mod common;
 
 use common::db::TestDb;
+use common::eventually;
 use common::server::Server;
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 /// A test certificate authority, its PEM in `dir/ca.pem`.
 struct Ca {
@@ -104,14 +105,6 @@ fn presented_cn(server: &Server, ca: &Path) -> String {
         .unwrap_or_else(|| panic!("no subject in {err}"))
         .trim()
         .to_string()
-}
-
-fn eventually(what: &str, limit: Duration, mut check: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !check() {
-        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
 }
 
 #[test]
@@ -333,7 +326,14 @@ fn sighup_and_file_changes_swap_the_certificate_and_keep_open_connections() {
     eventually("the new certificate", Duration::from_secs(10), || {
         presented_cn(&server, &cafile) == "second"
     });
-    assert!(server.log_text().contains("TLS certificate reloaded"));
+    assert!(
+        server
+            .log_text()
+            .lines()
+            .any(|l| l.contains("TLS certificate reloaded") && l.contains("SIGHUP")),
+        "{}",
+        server.log_text()
+    );
     // The connection opened before the swap still works.
     session.ask();
     eventually(

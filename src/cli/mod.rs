@@ -51,7 +51,7 @@ enum Command {
     Keys(keys_cmd::KeysCommand),
     /// Run the HTTP service: the key check `GET /api/v1/key` and the GitHub
     /// secret-scanning partner endpoint.
-    Serve(serve_cmd::ServeArgs),
+    Serve(Box<serve_cmd::ServeArgs>),
     /// The owner-notification emails: run the sender, list, retry.
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
@@ -127,7 +127,7 @@ pub fn run() -> ExitCode {
         Command::Hook(cmd) => git_cmd::run_hook(cmd),
         Command::Rules(cmd) => rules_cmd::run(cmd),
         Command::Keys(cmd) => keys_cmd::run(cmd),
-        Command::Serve(args) => serve_cmd::run(args),
+        Command::Serve(args) => serve_cmd::run(*args),
         Command::Partner(cmd) => partner_cmd::run(cmd),
         Command::Outbox(cmd) => outbox_cmd::run(cmd),
     };

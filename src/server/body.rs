@@ -22,6 +22,25 @@ pub enum BodyRefused {
     Broken,
 }
 
+/// How much of a body a little too large is read and thrown away before
+/// the 413, so that a client which sends its whole body before reading the
+/// answer gets the answer rather than a reset connection. Bounded in bytes
+/// and by the body deadline; nothing read is kept.
+const DRAIN_MAX: usize = 2 << 20;
+
+async fn discard(mut body: Body, max: usize, deadline: Duration) {
+    let drain = async {
+        let mut seen = 0;
+        while let Some(Ok(frame)) = body.frame().await {
+            seen += frame.data_ref().map_or(0, |d| d.len());
+            if seen > max {
+                break;
+            }
+        }
+    };
+    let _ = tokio::time::timeout(deadline, drain).await;
+}
+
 /// The bytes in-flight bodies may hold together.
 #[derive(Clone)]
 pub struct BodyBudget {
@@ -65,7 +84,10 @@ impl BodyBudget {
         limit: usize,
         deadline: Duration,
     ) -> Result<ReadBody, BodyRefused> {
-        if declared.is_some_and(|n| n > limit as u64) {
+        if let Some(n) = declared.filter(|n| *n > limit as u64) {
+            if n <= (limit + DRAIN_MAX) as u64 {
+                discard(body, DRAIN_MAX, deadline).await;
+            }
             return Err(BodyRefused::TooLarge { limit });
         }
         let reserved = declared.unwrap_or(0) as usize;

@@ -216,6 +216,16 @@ pub fn attributions(findings: &[Value]) -> Vec<(String, String, String)> {
     v
 }
 
+/// Waits until `check` holds, looking every 100 ms; fails the test naming
+/// `what` when it does not hold within `limit`.
+pub fn eventually(what: &str, limit: std::time::Duration, mut check: impl FnMut() -> bool) {
+    let start = std::time::Instant::now();
+    while !check() {
+        assert!(start.elapsed() < limit, "not within {limit:?}: {what}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+}
+
 /// `keywarden keys create --json ARGS` on `database_url`: (key, record).
 pub fn create_key(database_url: &str, args: &[&str]) -> (String, Value) {
     let out = keywarden()
