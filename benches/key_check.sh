@@ -11,8 +11,11 @@ duration=${1:-20}
 conns=${2:-32}
 keys=2000
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked -q
-bin=$PWD/target/release/keywarden
+# KEYWARDEN_BIN: the binary to measure (default: this checkout, built);
+# SERVE_ARGS: extra `serve` flags, e.g. --tls-cert/--tls-key.
+if [ -z "${KEYWARDEN_BIN:-}" ]; then cargo build --release --locked -q; fi
+bin=${KEYWARDEN_BIN:-$PWD/target/release/keywarden}
+read -r -a serve_args <<< "${SERVE_ARGS:-}"
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 
@@ -37,10 +40,10 @@ PY
 cat benches/wrk-report.lua >> "$work/keys.lua"
 url="sqlite://$work/keywarden.db"
 "$bin" keys import "$work/keys.csv" --database-url "$url" >/dev/null
-"$bin" serve --listen 127.0.0.1:0 --database-url "$url" 2>"$work/serve.log" &
+"$bin" serve --listen 127.0.0.1:0 --database-url "$url" ${serve_args[@]+"${serve_args[@]}"} 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 50); do grep -q "serving on" "$work/serve.log" && break; sleep 0.1; done
-addr=$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$work/serve.log")
+addr=$(sed -n 's/.*serving on \(https\{0,1\}:[^ ]*\).*/\1/p' "$work/serve.log")
 echo "machine: $(nproc) cores; keywarden $("$bin" --version | cut -d' ' -f2); wrk -t2 -c$conns -d${duration}s"
 wrk -t2 -c"$conns" -d"${duration}s" -s "$work/keys.lua" "$addr/api/v1/key" | grep -E "Requests/sec|p50|requests|Socket"
 echo "server peak RSS: $(grep VmHWM /proc/$server/status | awk '{print $2, $3}')"

@@ -10,8 +10,11 @@ cd "$(dirname "$0")/.."
 duration=${1:-20}
 conns=${2:-32}
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked -q
-bin=$PWD/target/release/keywarden
+# KEYWARDEN_BIN: the binary to measure (default: this checkout, built);
+# SERVE_ARGS: extra `serve` flags, e.g. --tls-cert/--tls-key.
+if [ -z "${KEYWARDEN_BIN:-}" ]; then cargo build --release --locked -q; fi
+bin=${KEYWARDEN_BIN:-$PWD/target/release/keywarden}
+read -r -a serve_args <<< "${SERVE_ARGS:-}"
 work=$(mktemp -d)
 trap 'kill $server 2>/dev/null || true; rm -rf "$work"' EXIT
 key_id=$("$bin" partner keygen --out "$work/gh" 2>/dev/null)
@@ -52,11 +55,11 @@ make_bodies 300 1 "$work/one.lua"
 make_bodies 100 100 "$work/batch.lua"
 
 url="sqlite://$work/keywarden.db"
-"$bin" serve --listen 127.0.0.1:0 --database-url "$url" --log warn \
+"$bin" serve --listen 127.0.0.1:0 --database-url "$url" ${serve_args[@]+"${serve_args[@]}"} --log warn \
   --github-keys-file "$work/gh/github-keys.json" 2>"$work/serve.log" &
 server=$!
 for _ in $(seq 50); do grep -q "serving on" "$work/serve.log" && break; sleep 0.1; done
-addr=$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$work/serve.log")
+addr=$(sed -n 's/.*serving on \(https\{0,1\}:[^ ]*\).*/\1/p' "$work/serve.log")
 echo "machine: $(nproc) cores; keywarden $(git rev-parse --short HEAD); wrk -t2 -c$conns -d${duration}s"
 echo "== 1-token reports"
 wrk -t2 -c"$conns" -d"${duration}s" -s "$work/one.lua" "$addr" | grep -E "Requests/sec|p50|requests"

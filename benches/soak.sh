@@ -12,10 +12,17 @@
 # each replica's RSS at the end within 10% (+4 MiB) of its RSS after the
 # first 10 s. Uses KEYWARDEN_TEST_POSTGRES_URL (default this machine's
 # postgres://postgres@127.0.0.1:5432/test), in a schema of its own.
+# Hostile connections are mixed in (benches/hostile_load.py): per replica
+# SLOW connections sending half a request line, and BODIES posting 1 MiB
+# partner bodies without signature headers, each reopened when closed;
+# checked: every one closed or answered by the server within 15 s.
+#   benches/soak.sh [DURATION] [REPLICAS] [SLOW] [BODIES]  (default 60 2 1000 100)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 duration=${1:-60}
 replicas=${2:-2}
+slow=${3:-1000}
+hostile_bodies=${4:-100}
 reported=500
 checked=2000
 conns=16
@@ -136,9 +143,10 @@ LUA
 } > "$work/soak.lua"
 
 addrs=()
+admins=()
 for r in $(seq 1 "$replicas"); do
   mkdir -p "$work/mail$r"
-  "$bin" serve --listen 127.0.0.1:0 --database-url "$url" --log warn \
+  "$bin" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --database-url "$url" --log warn \
     --github-keys-file "$work/gh/github-keys.json" --mail-dir "$work/mail$r" \
     --mail-poll 200ms 2>"$work/serve$r.log" &
   pids+=($!)
@@ -146,14 +154,19 @@ for r in $(seq 1 "$replicas"); do
   addr=$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$work/serve$r.log")
   [ -n "$addr" ] || { echo "replica $r did not start:" >&2; cat "$work/serve$r.log" >&2; exit 1; }
   addrs+=("$addr")
+  admins+=("$(sed -n 's/.*admin on \(http:[^;]*\);.*/\1/p' "$work/serve$r.log")")
 done
 server_pids=("${pids[@]}")
 
 rss() { awk '/VmRSS/ {print $2}' "/proc/$1/status"; }
 echo "machine: $(nproc) cores; keywarden $(git rev-parse --short HEAD); $replicas replicas on PostgreSQL;" \
   "per replica wrk -t1 -c$conns -d${duration}s; $reported leaked keys, $checked checked keys"
+echo "hostile per replica: $slow half-sent requests, $hostile_bodies unsigned 1 MiB bodies, reopened when closed"
 for r in $(seq 1 "$replicas"); do
   wrk -t1 -c"$conns" -d"${duration}s" -s "$work/soak.lua" "${addrs[$((r - 1))]}" >"$work/wrk$r.out" 2>&1 &
+  pids+=($!)
+  python3 benches/hostile_load.py "${addrs[$((r - 1))]#http://}" "$duration" "$slow" "$hostile_bodies" \
+    >"$work/hostile$r.out" 2>&1 &
   pids+=($!)
 done
 : >"$work/rss.txt"
@@ -186,6 +199,14 @@ for r in $(seq 1 "$replicas"); do
   peak=$(awk -v c=$((r + 1)) 'BEGIN {m = 0} $c > m {m = $c} END {print m}' "$work/rss.txt")
   echo "   RSS at ${warm_at} s ${warm} KiB, at end ${end} KiB, peak ${peak} KiB"
   check "replica $r: RSS flat after warm-up" [ "$end" -le $((warm * 110 / 100 + 4096)) ]
+  sed 's/^/   /' "$work/hostile$r.out"
+  curl -s "${admins[$((r - 1))]}/metrics" | grep -E '^keywarden_connections_(shed|closed)_total|^keywarden_accept_errors' \
+    | sed 's/^/   /' || true
+  held_max=$(awk '$2 == "held_s" {print $7}' "$work/hostile$r.out")
+  check "replica $r: every hostile connection closed or answered within 15 s" \
+    awk -v m="${held_max:-0}" 'BEGIN { exit !(m < 15) }'
+  check "replica $r: no hostile connection failed to connect" \
+    [ -z "$(grep 'connect_failed' "$work/hostile$r.out")" ]
 done
 
 # Let the mail workers finish, then count effects in the store.

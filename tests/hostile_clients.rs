@@ -506,3 +506,54 @@ fn metrics_and_readiness_answer_only_on_the_admin_listener() {
     // The key check and the partner route are not on the admin listener.
     assert_eq!(get(&server.admin_url("/api/v1/key"), &[]).status, 404);
 }
+
+#[test]
+fn one_slow_client_cannot_take_the_body_budget_from_github() {
+    raise_own_descriptor_limit();
+    let db = TestDb::sqlite();
+    let signer = Signer::new();
+    // Behind a proxy on loopback: X-Forwarded-For names each client.
+    let (server, _keys) = serve_trusting(
+        db.url(),
+        &signer,
+        &[
+            "--trusted-proxy",
+            "127.0.0.1/32",
+            "--partner-body-budget",
+            "16MiB",
+            "--body-timeout",
+            "4s",
+        ],
+    );
+    let attacker = format!(
+        "{}X-Forwarded-For: 198.51.100.9\r\n",
+        signed_looking(&signer)
+    );
+    let head = partner_head(&attacker, MIB);
+    let flood = std::thread::scope(|scope| {
+        let flood =
+            scope.spawn(|| slow_bodies(&server, 60, head, MIB - 1, Duration::from_secs(20)));
+        std::thread::sleep(Duration::from_secs(1));
+        let body = b"[]";
+        let reply = common::server::post(
+            &server.url(PATH),
+            &[
+                ("Github-Public-Key-Identifier", &signer.id),
+                ("Github-Public-Key-Signature", &signer.sign(body)),
+                ("X-Forwarded-For", "192.30.252.1"),
+            ],
+            body,
+        );
+        assert_eq!(
+            reply.status, 200,
+            "GitHub's report during the flood: {}",
+            reply.body
+        );
+        flood.join().unwrap()
+    });
+    let counts = tally(&flood);
+    // One client holds at most an eighth of the budget: 2 of its 1 MiB
+    // bodies; the rest are refused at once.
+    assert_eq!(counts.get("503"), Some(&58), "{counts:?}");
+    assert_eq!(counts.get("408"), Some(&2), "{counts:?}");
+}

@@ -53,6 +53,21 @@ pub fn client_ip(peer: IpAddr, forwarded_for: &[&[u8]], trusted: &[IpNet]) -> Op
         .map(|ip| ip.to_canonical())
 }
 
+/// [`client_ip`] for a request: the peer and every `X-Forwarded-For`
+/// line of `headers`.
+pub fn forwarded_client(
+    peer: IpAddr,
+    headers: &axum::http::HeaderMap,
+    trusted: &[IpNet],
+) -> Option<IpAddr> {
+    let forwarded: Vec<&[u8]> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .map(|v| v.as_bytes())
+        .collect();
+    client_ip(peer, &forwarded, trusted)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,11 +1,15 @@
-//! Reading a request body under three bounds: its own size, a deadline,
-//! and what all bodies being read at once may hold together (the budget).
-//! A body that would go over the budget is refused at once, not queued:
-//! memory stays bounded however many clients send at the same time.
+//! Reading a request body under four bounds: its own size, a deadline,
+//! what all bodies being read at once may hold together (the budget), and
+//! the part of the budget one client address may hold (an eighth), so
+//! that one machine sending slowly cannot take all of it from GitHub. A
+//! body that would go over either is refused at once, not queued: memory
+//! stays bounded however many clients send at the same time.
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 
@@ -45,33 +49,84 @@ async fn discard(mut body: Body, max: usize, deadline: Duration) {
 #[derive(Clone)]
 pub struct BodyBudget {
     permits: Arc<Semaphore>,
+    /// Bytes held per client address.
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+    per_client: usize,
+}
+
+/// Bytes of the budget one body holds; given back on drop.
+struct Share {
+    permit: Option<OwnedSemaphorePermit>,
+    client: Option<IpAddr>,
+    bytes: usize,
+    held: Arc<Mutex<HashMap<IpAddr, usize>>>,
+}
+
+impl Drop for Share {
+    fn drop(&mut self) {
+        let Some(client) = self.client else { return };
+        let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(n) = held.get_mut(&client) {
+            *n = n.saturating_sub(self.bytes);
+            if *n == 0 {
+                held.remove(&client);
+            }
+        }
+    }
 }
 
 /// A whole body, and its share of the budget (given back on drop).
 pub struct ReadBody {
     pub bytes: Bytes,
-    _share: Option<OwnedSemaphorePermit>,
+    _share: Share,
 }
 
 impl BodyBudget {
-    /// A budget of `bytes` (at most 4 GiB).
-    pub fn new(bytes: usize) -> Self {
+    /// A budget of `bytes` (at most 4 GiB); one client may hold an eighth
+    /// of it, and at least `one_body` bytes.
+    pub fn new(bytes: usize, one_body: usize) -> Self {
         let bytes = bytes.min(u32::MAX as usize);
         BodyBudget {
             permits: Arc::new(Semaphore::new(bytes)),
+            held: Arc::default(),
+            per_client: (bytes / 8).max(one_body),
         }
     }
 
-    fn take(&self, bytes: usize) -> Result<Option<OwnedSemaphorePermit>, BodyRefused> {
+    fn share(&self, client: Option<IpAddr>) -> Share {
+        Share {
+            permit: None,
+            client,
+            bytes: 0,
+            held: self.held.clone(),
+        }
+    }
+
+    /// Adds `bytes` to `share`, from the client's part and the budget.
+    fn take(&self, share: &mut Share, bytes: usize) -> Result<(), BodyRefused> {
         if bytes == 0 {
-            return Ok(None);
+            return Ok(());
         }
         let n = u32::try_from(bytes).map_err(|_| BodyRefused::OverBudget)?;
-        self.permits
+        let permit = self
+            .permits
             .clone()
             .try_acquire_many_owned(n)
-            .map(Some)
-            .map_err(|_| BodyRefused::OverBudget)
+            .map_err(|_| BodyRefused::OverBudget)?;
+        if let Some(client) = share.client {
+            let mut held = self.held.lock().unwrap_or_else(|e| e.into_inner());
+            let mine = held.entry(client).or_insert(0);
+            if *mine + bytes > self.per_client {
+                return Err(BodyRefused::OverBudget);
+            }
+            *mine += bytes;
+        }
+        share.bytes += bytes;
+        match &mut share.permit {
+            Some(held) => held.merge(permit),
+            None => share.permit = Some(permit),
+        }
+        Ok(())
     }
 
     /// Reads `body` whole. A declared length is taken from the budget
@@ -80,6 +135,7 @@ impl BodyBudget {
     pub async fn read(
         &self,
         body: Body,
+        client: Option<IpAddr>,
         declared: Option<u64>,
         limit: usize,
         deadline: Duration,
@@ -91,7 +147,8 @@ impl BodyBudget {
             return Err(BodyRefused::TooLarge { limit });
         }
         let reserved = declared.unwrap_or(0) as usize;
-        let mut share = self.take(reserved)?;
+        let mut share = self.share(client);
+        self.take(&mut share, reserved)?;
         let collect = async {
             let mut body = body;
             let mut bytes = Vec::with_capacity(reserved);
@@ -104,12 +161,7 @@ impl BodyBudget {
                     return Err(BodyRefused::TooLarge { limit });
                 }
                 let beyond = (bytes.len() + data.len()).saturating_sub(reserved.max(bytes.len()));
-                if let Some(more) = self.take(beyond)? {
-                    match &mut share {
-                        Some(share) => share.merge(more),
-                        None => share = Some(more),
-                    }
-                }
+                self.take(&mut share, beyond)?;
                 bytes.extend_from_slice(&data);
             }
             Ok(bytes)
@@ -135,49 +187,62 @@ mod tests {
             .unwrap()
     }
 
+    const DAY: Duration = Duration::from_secs(86_400);
+
+    async fn read(
+        budget: &BodyBudget,
+        body: &'static str,
+        client: Option<&str>,
+        declared: Option<u64>,
+        limit: usize,
+    ) -> Result<ReadBody, BodyRefused> {
+        let client = client.map(|c| c.parse().unwrap());
+        budget
+            .read(Body::from(body), client, declared, limit, DAY)
+            .await
+    }
+
     #[test]
     fn the_budget_is_shared_and_given_back() {
         rt().block_on(async {
-            let budget = BodyBudget::new(10);
-            let day = Duration::from_secs(86_400);
-            let a = budget
-                .read(Body::from("123456"), Some(6), 100, day)
-                .await
-                .unwrap();
+            let budget = BodyBudget::new(10, 1);
+            let a = read(&budget, "123456", None, Some(6), 100).await.unwrap();
             assert_eq!(&a.bytes[..], b"123456");
-            assert_eq!(
-                budget
-                    .read(Body::from("12345"), Some(5), 100, day)
-                    .await
-                    .err(),
-                Some(BodyRefused::OverBudget)
-            );
+            let over = Some(BodyRefused::OverBudget);
+            assert_eq!(read(&budget, "12345", None, Some(5), 100).await.err(), over);
             // Undeclared: taken frame by frame, refused past the budget.
+            assert_eq!(read(&budget, "12345", None, None, 100).await.err(), over);
+            drop(a);
+            assert!(read(&budget, "12345", None, None, 100).await.is_ok());
+            let too_large = |limit| Some(BodyRefused::TooLarge { limit });
             assert_eq!(
-                budget.read(Body::from("12345"), None, 100, day).await.err(),
+                read(&budget, "x", None, Some(101), 100).await.err(),
+                too_large(100)
+            );
+            assert_eq!(
+                read(&budget, "0123456789", None, None, 5).await.err(),
+                too_large(5)
+            );
+        });
+    }
+
+    #[test]
+    fn one_client_may_hold_an_eighth_of_the_budget() {
+        rt().block_on(async {
+            let budget = BodyBudget::new(80, 5);
+            let a = Some("198.51.100.1");
+            let held = read(&budget, "0123456789", a, Some(10), 100).await.unwrap();
+            assert_eq!(
+                read(&budget, "01234", a, Some(5), 100).await.err(),
                 Some(BodyRefused::OverBudget)
             );
-            drop(a);
-            assert!(
-                budget
-                    .read(Body::from("12345"), None, 100, day)
-                    .await
-                    .is_ok()
-            );
-            assert_eq!(
-                budget
-                    .read(Body::from("x"), Some(101), 100, day)
-                    .await
-                    .err(),
-                Some(BodyRefused::TooLarge { limit: 100 })
-            );
-            assert_eq!(
-                budget
-                    .read(Body::from("0123456789"), None, 5, day)
-                    .await
-                    .err(),
-                Some(BodyRefused::TooLarge { limit: 5 })
-            );
+            let b = read(&budget, "0123456789", Some("198.51.100.2"), Some(10), 100).await;
+            assert!(b.is_ok());
+            drop(held);
+            assert!(read(&budget, "01234", a, Some(5), 100).await.is_ok());
+            drop(b);
+            assert!(budget.held.lock().unwrap().is_empty(), "nothing left held");
+            assert_eq!(budget.permits.available_permits(), 80);
         });
     }
 
@@ -198,12 +263,16 @@ mod tests {
     #[test]
     fn a_body_that_does_not_arrive_times_out() {
         rt().block_on(async {
-            let budget = BodyBudget::new(100);
+            let budget = BodyBudget::new(100, 10);
             let limit = Duration::from_millis(50);
-            let got = budget.read(Body::new(Never), Some(10), 100, limit).await;
+            let client = Some("198.51.100.1".parse().unwrap());
+            let got = budget
+                .read(Body::new(Never), client, Some(10), 100, limit)
+                .await;
             assert_eq!(got.err(), Some(BodyRefused::TimedOut(limit)));
             // Its share came back.
-            assert!(budget.take(100).unwrap().is_some());
+            assert_eq!(budget.permits.available_permits(), 100);
+            assert!(budget.held.lock().unwrap().is_empty());
         });
     }
 }

@@ -33,12 +33,7 @@ pub async fn key_info(
         })
         .await?
         .ok_or(ApiError::Unauthorized)?;
-    let forwarded: Vec<&[u8]> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .map(|v| v.as_bytes())
-        .collect();
-    let ip = auth::client_ip(peer.ip(), &forwarded, &state.inner.config.trusted_proxies);
+    let ip = auth::forwarded_client(peer.ip(), &headers, &state.inner.config.trusted_proxies);
     // An unreadable chain from a proxy leaves the client unknown: a key
     // with an allowlist is refused rather than judged by the proxy's address.
     let allowed = match ip {

@@ -15,8 +15,9 @@ use crate::partner::{
 use crate::untrusted::one_line;
 use axum::Json;
 use axum::body::Body;
-use axum::extract::State;
+use axum::extract::{ConnectInfo, State};
 use axum::http::{HeaderMap, header};
+use std::net::SocketAddr;
 use time::OffsetDateTime;
 
 /// The largest body accepted; GitHub's batches are far smaller.
@@ -24,6 +25,7 @@ pub const BODY_LIMIT: usize = 1 << 20;
 
 pub async fn github_report(
     State(state): State<AppState>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     body: Body,
 ) -> Result<Json<Vec<TokenLabel>>, ApiError> {
@@ -47,7 +49,7 @@ pub async fn github_report(
     })?;
     let (key_id, der) = (signed.key_id, signed.der);
     let key = public_key(&state, key_id, &request_id).await?;
-    let body = read_body(&state, &headers, body, &request_id).await?;
+    let body = read_body(&state, peer, &headers, body, &request_id).await?;
     let body = &body.bytes[..];
     partner::verify_signature(&key, &der, body).map_err(|e| refuse("bad_signature", e))?;
     let key_id_short = one_line(key_id, 16);
@@ -125,6 +127,7 @@ pub async fn github_report(
 /// logged.
 async fn read_body(
     state: &AppState,
+    peer: SocketAddr,
     headers: &HeaderMap,
     body: Body,
     request_id: &str,
@@ -133,9 +136,18 @@ async fn read_body(
     let declared = headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok()?.trim().parse::<u64>().ok());
+    // An unreadable chain from a proxy counts against the proxy itself.
+    let client = super::auth::forwarded_client(peer.ip(), headers, &inner.config.trusted_proxies)
+        .unwrap_or(peer.ip());
     let read = inner
         .body_budget
-        .read(body, declared, BODY_LIMIT, inner.config.body_timeout)
+        .read(
+            body,
+            Some(client),
+            declared,
+            BODY_LIMIT,
+            inner.config.body_timeout,
+        )
         .await;
     read.map_err(|refused| {
         let reason = match refused {

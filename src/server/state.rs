@@ -81,7 +81,7 @@ impl AppState {
         AppState {
             inner: Arc::new(Inner {
                 store,
-                body_budget: BodyBudget::new(config.partner_body_budget),
+                body_budget: BodyBudget::new(config.partner_body_budget, super::BODY_LIMIT),
                 config,
                 limits: RateLimits::new(),
                 github_keys,
