@@ -202,7 +202,7 @@ for r in $(seq 1 "$replicas"); do
   sed 's/^/   /' "$work/hostile$r.out"
   curl -s "${admins[$((r - 1))]}/metrics" | grep -E '^keywarden_connections_(shed|closed)_total|^keywarden_accept_errors' \
     | sed 's/^/   /' || true
-  held_max=$(awk '$2 == "held_s" {print $7}' "$work/hostile$r.out")
+  held_max=$(awk '$2 == "held_s" {print $8}' "$work/hostile$r.out")
   check "replica $r: every hostile connection closed or answered within 15 s" \
     awk -v m="${held_max:-0}" 'BEGIN { exit !(m < 15) }'
   check "replica $r: no hostile connection failed to connect" \
