@@ -153,6 +153,18 @@ fn signed_looking(signer: &Signer) -> String {
     )
 }
 
+/// A signed (empty) report, as GitHub sends one, with `extra` headers.
+fn real_report(server: &Server, signer: &Signer, extra: &[(&str, &str)]) -> common::server::Reply {
+    let body = b"[]";
+    let signature = signer.sign(body);
+    let mut headers = vec![
+        ("Github-Public-Key-Identifier", signer.id.as_str()),
+        ("Github-Public-Key-Signature", signature.as_str()),
+    ];
+    headers.extend_from_slice(extra);
+    common::server::post(&server.url(PATH), &headers, body)
+}
+
 fn tally(seen: &[(Seen, Duration)]) -> std::collections::BTreeMap<String, usize> {
     let mut counts = std::collections::BTreeMap::new();
     for (s, _) in seen {
@@ -255,15 +267,7 @@ fn signed_looking_bodies_share_a_capped_buffer_and_get_503_past_it() {
     }
     assert!(counts.contains_key("408"), "{counts:?}");
     // Once they are gone, a real report is read again.
-    let body = b"[]";
-    let reply = common::server::post(
-        &server.url(PATH),
-        &[
-            ("Github-Public-Key-Identifier", &signer.id),
-            ("Github-Public-Key-Signature", &signer.sign(body)),
-        ],
-        body,
-    );
+    let reply = real_report(&server, &signer, &[]);
     assert_eq!(reply.status, 200, "{}", reply.body);
 }
 
@@ -534,16 +538,7 @@ fn one_slow_client_cannot_take_the_body_budget_from_github() {
         let flood =
             scope.spawn(|| slow_bodies(&server, 60, head, MIB - 1, Duration::from_secs(20)));
         std::thread::sleep(Duration::from_secs(1));
-        let body = b"[]";
-        let reply = common::server::post(
-            &server.url(PATH),
-            &[
-                ("Github-Public-Key-Identifier", &signer.id),
-                ("Github-Public-Key-Signature", &signer.sign(body)),
-                ("X-Forwarded-For", "192.30.252.1"),
-            ],
-            body,
-        );
+        let reply = real_report(&server, &signer, &[("X-Forwarded-For", "192.30.252.1")]);
         assert_eq!(
             reply.status, 200,
             "GitHub's report during the flood: {}",

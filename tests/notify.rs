@@ -22,13 +22,24 @@ async fn queue_revocation(store: &Arc<dyn KeyStore>, owner: &str, name: &str) ->
         .await
         .unwrap();
     let text = String::from_utf8(key.expose().to_vec()).unwrap();
+    report_leak(store, &key, URL, now).await;
+    text
+}
+
+/// GitHub reports `key` found at `url`: revoked, one email queued.
+async fn report_leak(
+    store: &Arc<dyn KeyStore>,
+    key: &keywarden::secret::Secret,
+    url: &str,
+    now: OffsetDateTime,
+) {
     store
         .record_leaks(
             &[LeakReport {
                 hash: keywarden::keystore::KeyHash::of(key.expose()),
                 reporter: "github-secret-scanning".into(),
                 token_type: "openrouter_api_key".into(),
-                url: Some(URL.into()),
+                url: Some(url.into()),
                 source: "commit".into(),
                 request_id: None,
             }],
@@ -36,7 +47,6 @@ async fn queue_revocation(store: &Arc<dyn KeyStore>, owner: &str, name: &str) ->
         )
         .await
         .unwrap();
-    text
 }
 
 fn run_once(db: &TestDb, smtp: Option<&SmtpSink>, extra: &[&str]) -> String {
@@ -409,20 +419,7 @@ async fn report_urls_and_key_names_cannot_forge_lines_or_links_in_the_email() {
             record.id
         ))
         .await;
-        store
-            .record_leaks(
-                &[LeakReport {
-                    hash: keywarden::keystore::KeyHash::of(key.expose()),
-                    reporter: "github-secret-scanning".into(),
-                    token_type: "openrouter_api_key".into(),
-                    url: Some(url.into()),
-                    source: "commit".into(),
-                    request_id: None,
-                }],
-                now,
-            )
-            .await
-            .unwrap();
+        report_leak(&store, &key, url, now).await;
     }
     let smtp = SmtpSink::start_new();
     run_once(&db, Some(&smtp), &[]);
