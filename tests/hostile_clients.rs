@@ -552,3 +552,73 @@ fn one_slow_client_cannot_take_the_body_budget_from_github() {
     assert_eq!(counts.get("503"), Some(&58), "{counts:?}");
     assert_eq!(counts.get("408"), Some(&2), "{counts:?}");
 }
+
+#[test]
+fn a_client_that_does_not_read_its_answers_is_closed_at_the_request_timeout() {
+    let db = TestDb::sqlite();
+    let server = Server::start(
+        db.url(),
+        &[
+            "--request-timeout",
+            "3s",
+            "--body-timeout",
+            "1s",
+            "--store-timeout",
+            "1s",
+        ],
+    );
+    let closed_after = runtime().block_on(async {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.set_recv_buffer_size(4096).unwrap();
+        let mut stream = socket
+            .connect(addr(&server).parse().unwrap())
+            .await
+            .unwrap();
+        // Pipelined requests, never reading: the server's answers fill the
+        // socket buffers and its writes stall.
+        let request = b"GET /api/v1/key HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer nope\r\n\r\n";
+        let many = request.repeat(1000);
+        let start = Instant::now();
+        while let Ok(Ok(())) =
+            tokio::time::timeout(Duration::from_secs(1), stream.write_all(&many)).await
+        {
+            assert!(
+                start.elapsed() < Duration::from_secs(30),
+                "writes never stalled"
+            );
+        }
+        // Past the request timeout, still without reading.
+        tokio::time::sleep(Duration::from_secs(6)).await;
+        // Now read: what was written before the close, then the close. A
+        // connection still open would be answered on and on instead, and
+        // then sit idle past this test's patience.
+        let start = Instant::now();
+        let mut buf = vec![0u8; 1 << 16];
+        loop {
+            match tokio::time::timeout(Duration::from_secs(20), stream.read(&mut buf)).await {
+                Ok(Ok(0)) | Ok(Err(_)) => break Some(start.elapsed()),
+                Ok(Ok(_)) => {}
+                Err(_) => break None,
+            }
+        }
+    });
+    let after = closed_after.expect("the connection is closed");
+    assert!(
+        after < Duration::from_secs(5),
+        "the close came {after:?} after reading"
+    );
+    assert!(
+        metric(
+            &server,
+            "keywarden_connections_closed_total{reason=\"request_timeout\"}"
+        ) >= 1.0,
+        "counted"
+    );
+    let out = common::keywarden()
+        .args(["serve", "--listen", "127.0.0.1:0", "--admin-listen", "none"])
+        .args(["--database-url", db.url(), "--request-timeout", "5s"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("must be longer than --body-timeout"));
+}

@@ -90,6 +90,11 @@ pub struct ServeArgs {
     /// Time a keep-alive connection may wait for its next request.
     #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration)]
     idle_timeout: Duration,
+    /// Time one request may take from its head to the last byte of its
+    /// answer; a connection whose client does not read its answers is
+    /// closed then.
+    #[arg(long, default_value = "60s", value_name = "DURATION", value_parser = parse_positive_duration)]
+    request_timeout: Duration,
     /// Time a partner report's body has to arrive once its headers are read.
     #[arg(long, default_value = "10s", value_name = "DURATION", value_parser = parse_positive_duration)]
     body_timeout: Duration,
@@ -175,9 +180,18 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             )),
             _ => None,
         };
+        if args.request_timeout <= args.body_timeout + args.store_timeout {
+            anyhow::bail!(
+                "--request-timeout ({}) must be longer than --body-timeout ({}) and --store-timeout ({}) together",
+                humantime::format_duration(args.request_timeout),
+                humantime::format_duration(args.body_timeout),
+                humantime::format_duration(args.store_timeout)
+            );
+        }
         let mut limits = ConnectionLimits::for_this_process();
         limits.header_read_timeout = args.header_read_timeout;
         limits.idle_timeout = args.idle_timeout;
+        limits.request_timeout = args.request_timeout;
         if let Some(n) = args.max_connections {
             limits.max_connections = usize::try_from(n).unwrap_or(usize::MAX);
         }

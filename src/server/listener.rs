@@ -2,7 +2,9 @@
 //! faces the internet before any handler runs. Every connection must send
 //! a whole request head within the header-read timeout of opening (or of
 //! its first byte after a response), and may sit idle between requests for
-//! the idle timeout; past either it is closed. Open connections are capped
+//! the idle timeout; past either it is closed, as it is when a request, or
+//! a write waiting on a client that does not read, outlasts the request
+//! timeout. Open connections are capped
 //! below the process's descriptor limit, so the store, the mail worker and
 //! real clients always find descriptors. At the cap, the oldest connection
 //! that has never sent a whole request (a slow-loris client, most likely)
@@ -38,6 +40,10 @@ use tower::ServiceExt;
 pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(10);
 /// Default time a keep-alive connection may wait for its next request.
 pub const DEFAULT_IDLE_TIMEOUT: Duration = Duration::from_secs(60);
+/// Default time one request may take from its head to the last byte of
+/// its answer (a client that does not read its answers holds no
+/// connection longer).
+pub const DEFAULT_REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
 /// Descriptors kept back from connections for everything else the
 /// process opens (store, SMTP, GitHub, files, the admin listener).
 const RESERVED_DESCRIPTORS: u64 = 256;
@@ -51,6 +57,7 @@ const SHED_LOG_INTERVAL: Duration = Duration::from_secs(10);
 pub struct ConnectionLimits {
     pub header_read_timeout: Duration,
     pub idle_timeout: Duration,
+    pub request_timeout: Duration,
     pub max_connections: usize,
 }
 
@@ -60,6 +67,7 @@ impl ConnectionLimits {
         ConnectionLimits {
             header_read_timeout: DEFAULT_HEADER_READ_TIMEOUT,
             idle_timeout: DEFAULT_IDLE_TIMEOUT,
+            request_timeout: DEFAULT_REQUEST_TIMEOUT,
             max_connections: default_max_connections(),
         }
     }
@@ -103,6 +111,7 @@ pub fn default_max_connections() -> usize {
 enum CloseReason {
     HeaderTimeout,
     IdleTimeout,
+    RequestTimeout,
     Shed,
     TlsHandshake,
 }
@@ -112,6 +121,7 @@ impl CloseReason {
         match self {
             CloseReason::HeaderTimeout => "header_timeout",
             CloseReason::IdleTimeout => "idle_timeout",
+            CloseReason::RequestTimeout => "request_timeout",
             CloseReason::Shed => "shed",
             CloseReason::TlsHandshake => "tls_handshake",
         }
@@ -125,12 +135,17 @@ struct Conn {
     opened: Instant,
     /// Requests whose response has not been written to the end.
     in_flight: AtomicUsize,
+    /// When each of them started (ms after `opened`), by request number.
+    started: Mutex<BTreeMap<u64, u64>>,
     requests: AtomicU64,
     /// Milliseconds after `opened` when it last went idle.
     idle_since: AtomicU64,
     /// Milliseconds after `opened` when bytes arrived while idle (a head
     /// being sent), or `NONE`.
     head_started: AtomicU64,
+    /// Milliseconds after `opened` since when a write has been waiting for
+    /// the client to read, or `NONE`.
+    write_stalled: AtomicU64,
     /// HTTP/2 sends frames between requests; only HTTP/1 bytes start a head.
     multiplexed: AtomicBool,
     shed: AtomicBool,
@@ -142,9 +157,11 @@ impl Conn {
         Conn {
             opened: Instant::now(),
             in_flight: AtomicUsize::new(0),
+            started: Mutex::new(BTreeMap::new()),
             requests: AtomicU64::new(0),
             idle_since: AtomicU64::new(0),
             head_started: AtomicU64::new(NONE),
+            write_stalled: AtomicU64::new(NONE),
             multiplexed: AtomicBool::new(false),
             shed: AtomicBool::new(false),
             close: Notify::new(),
@@ -164,20 +181,62 @@ impl Conn {
         }
     }
 
-    fn request_started(self: &Arc<Self>) -> InFlight {
-        self.in_flight.fetch_add(1, Ordering::AcqRel);
-        self.requests.fetch_add(1, Ordering::Relaxed);
-        self.head_started.store(NONE, Ordering::Relaxed);
-        InFlight(self.clone())
+    /// Notes whether a write had to wait for the client.
+    fn wrote<T>(&self, poll: &Poll<T>) {
+        let stalled = self.write_stalled.load(Ordering::Relaxed);
+        match (poll.is_pending(), stalled == NONE) {
+            (true, true) => self.write_stalled.store(self.now_ms(), Ordering::Relaxed),
+            (false, false) => self.write_stalled.store(NONE, Ordering::Relaxed),
+            _ => {}
+        }
     }
 
-    /// When the watchdog must act if nothing changes, and why; `None`
-    /// while a request is in flight (its handler bounds its own reads).
-    fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, CloseReason)> {
-        if self.in_flight.load(Ordering::Acquire) > 0 {
-            return None;
+    fn started(&self) -> std::sync::MutexGuard<'_, BTreeMap<u64, u64>> {
+        self.started.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn request_started(self: &Arc<Self>) -> InFlight {
+        let number = self.requests.fetch_add(1, Ordering::Relaxed);
+        self.started().insert(number, self.now_ms());
+        self.in_flight.fetch_add(1, Ordering::AcqRel);
+        self.head_started.store(NONE, Ordering::Relaxed);
+        InFlight {
+            conn: self.clone(),
+            number,
         }
+    }
+
+    /// When the watchdog must act if nothing changes, and why. While
+    /// requests are in flight, the oldest must be answered (its last byte
+    /// written) within the request timeout.
+    fn deadline(&self, limits: &ConnectionLimits) -> Option<(Instant, CloseReason)> {
         let at = |ms: u64, after: Duration| self.opened + Duration::from_millis(ms) + after;
+        let stalled = self.write_stalled.load(Ordering::Relaxed);
+        let stall = (stalled != NONE).then(|| {
+            (
+                at(stalled, limits.request_timeout),
+                CloseReason::RequestTimeout,
+            )
+        });
+        let other = self.timing_deadline(limits, at);
+        match (stall, other) {
+            (Some(a), Some(b)) => Some(if a.0 <= b.0 { a } else { b }),
+            (a, b) => a.or(b),
+        }
+    }
+
+    fn timing_deadline(
+        &self,
+        limits: &ConnectionLimits,
+        at: impl Fn(u64, Duration) -> Instant,
+    ) -> Option<(Instant, CloseReason)> {
+        if self.in_flight.load(Ordering::Acquire) > 0 {
+            let oldest = self.started().values().next().copied()?;
+            return Some((
+                at(oldest, limits.request_timeout),
+                CloseReason::RequestTimeout,
+            ));
+        }
         let head = self.head_started.load(Ordering::Relaxed);
         if head != NONE {
             return Some((
@@ -198,11 +257,15 @@ impl Conn {
 }
 
 /// Held while a request's response is being written.
-struct InFlight(Arc<Conn>);
+struct InFlight {
+    conn: Arc<Conn>,
+    number: u64,
+}
 
 impl Drop for InFlight {
     fn drop(&mut self) {
-        let conn = &self.0;
+        let conn = &self.conn;
+        conn.started().remove(&self.number);
         conn.idle_since.store(conn.now_ms(), Ordering::Relaxed);
         conn.in_flight.fetch_sub(1, Ordering::AcqRel);
     }
@@ -262,11 +325,17 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         buf: &[u8],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write(cx, buf)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write(cx, buf);
+        this.conn.wrote(&poll);
+        poll
     }
 
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
-        Pin::new(&mut self.get_mut().io).poll_flush(cx)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_flush(cx);
+        this.conn.wrote(&poll);
+        poll
     }
 
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
@@ -278,7 +347,10 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
         cx: &mut Context<'_>,
         bufs: &[std::io::IoSlice<'_>],
     ) -> Poll<std::io::Result<usize>> {
-        Pin::new(&mut self.get_mut().io).poll_write_vectored(cx, bufs)
+        let this = self.get_mut();
+        let poll = Pin::new(&mut this.io).poll_write_vectored(cx, bufs);
+        this.conn.wrote(&poll);
+        poll
     }
 
     fn is_write_vectored(&self) -> bool {
@@ -553,7 +625,9 @@ impl Shared {
         // Idle (or shed, or shutting down): let HTTP/2 say goodbye and a
         // response being written finish, briefly; then drop the socket.
         connection.as_mut().graceful();
-        let grace = if conn.in_flight.load(Ordering::Acquire) > 0 {
+        let grace = if matches!(reason, CloseReason::RequestTimeout) {
+            Duration::from_secs(1)
+        } else if conn.in_flight.load(Ordering::Acquire) > 0 {
             SHUTDOWN_GRACE
         } else {
             Duration::from_millis(200)

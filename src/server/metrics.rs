@@ -99,7 +99,7 @@ impl Metrics {
         );
         registry.register(
             "connections_closed",
-            "Connections the service closed itself, by reason (header_timeout, idle_timeout, tls_handshake)",
+            "Connections the service closed itself, by reason (header_timeout, idle_timeout, request_timeout, tls_handshake)",
             connections_closed.clone(),
         );
         registry.register(

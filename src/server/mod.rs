@@ -18,7 +18,8 @@ mod tls;
 pub use auth::{client_ip, parse_bearer};
 pub use error::ApiError;
 pub use listener::{
-    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, default_max_connections,
+    ConnectionLimits, DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_IDLE_TIMEOUT, DEFAULT_REQUEST_TIMEOUT,
+    default_max_connections,
 };
 pub use partner_route::BODY_LIMIT;
 pub use state::{
