@@ -6,14 +6,23 @@
 
 use std::borrow::Cow;
 
-/// Whether `c` could break a line, drive a terminal or reorder text:
-/// control characters (C0, DEL, C1), the Unicode line and paragraph
-/// separators, and the bidi embeddings, overrides and isolates.
+/// Whether `c` could break a line, drive a terminal, reorder text or hide
+/// in it: control characters (C0, DEL, C1), the Unicode line and paragraph
+/// separators, bidi marks, embeddings, overrides and isolates, and the
+/// invisible format characters (zero-width spaces and joiners, word
+/// joiner, byte-order mark, soft hyphen, interlinear annotation).
 pub fn is_hostile(c: char) -> bool {
     c.is_control()
         || matches!(
             c,
-            '\u{2028}' | '\u{2029}' | '\u{202a}'..='\u{202e}' | '\u{2066}'..='\u{2069}'
+            '\u{00ad}'
+                | '\u{061c}'
+                | '\u{180e}'
+                | '\u{200b}'..='\u{200f}'
+                | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}'
+                | '\u{feff}'
+                | '\u{fff9}'..='\u{fffb}'
         )
 }
 
@@ -78,6 +87,7 @@ mod tests {
         assert_eq!(printable("ключ\u{fffd}.txt"), "ключ\u{fffd}.txt");
         assert_eq!(printable("a\u{202e}txt.exe"), "a\\u{202e}txt.exe");
         assert_eq!(printable("a\u{2028}b\u{85}c"), "a\\u{2028}b\\u{85}c");
+        assert_eq!(printable("x\u{200f}y\u{feff}"), "x\\u{200f}y\\u{feff}");
     }
 
     #[test]

@@ -100,13 +100,22 @@ fn slow_bodies(
     body_len: u64,
     wait: Duration,
 ) -> Vec<(Seen, Duration)> {
+    slow_bodies_with(server, vec![head; n], body_len, wait)
+}
+
+/// [`slow_bodies`] with a head of its own for each connection.
+fn slow_bodies_with(
+    server: &Server,
+    heads: Vec<String>,
+    body_len: u64,
+    wait: Duration,
+) -> Vec<(Seen, Duration)> {
     let addr = addr(server);
-    let head = Arc::new(head);
     let chunk: Arc<[u8]> = vec![b' '; 64 * 1024].into();
     runtime().block_on(async move {
         let mut tasks = Vec::new();
-        for _ in 0..n {
-            let (addr, head, chunk) = (addr.clone(), head.clone(), chunk.clone());
+        for head in heads {
+            let (addr, chunk) = (addr.clone(), chunk.clone());
             tasks.push(tokio::spawn(async move {
                 let start = Instant::now();
                 let Ok(mut stream) = TcpStream::connect(&addr).await else {
@@ -228,18 +237,27 @@ fn signed_looking_bodies_share_a_capped_buffer_and_get_503_past_it() {
     let (server, _keys) = serve_trusting(
         db.url(),
         &signer,
-        &["--partner-body-budget", "8MiB", "--body-timeout", "2s"],
+        &[
+            "--partner-body-budget",
+            "8MiB",
+            "--body-timeout",
+            "2s",
+            "--trusted-proxy",
+            "127.0.0.1/32",
+        ],
     );
     // The key identifier is GitHub's, public; the signature is well formed.
     // Such a request passes the header checks and its body is read, so what
-    // all of them may hold together is what bounds the memory.
-    let seen = slow_bodies(
-        &server,
-        300,
-        partner_head(&signed_looking(&signer), MIB),
-        MIB - 1,
-        Duration::from_secs(20),
-    );
+    // all of them may hold together is what bounds the memory. Each comes
+    // from an address of its own (behind the proxy), so no share per
+    // address stops them first.
+    let heads = (0..300)
+        .map(|i| {
+            let from = format!("X-Forwarded-For: 198.51.{}.{}\r\n", i / 200, i % 200 + 1);
+            partner_head(&format!("{}{from}", signed_looking(&signer)), MIB)
+        })
+        .collect();
+    let seen = slow_bodies_with(&server, heads, MIB - 1, Duration::from_secs(20));
     let peak = server.peak_rss();
     let counts = tally(&seen);
     eprintln!("peak RSS {} MiB: {counts:?}", peak / MIB);
@@ -391,6 +409,9 @@ fn half_sent_requests_are_closed_and_healthz_answers_at_the_descriptor_limit() {
         metric(&server, "keywarden_connections_shed_total") > 0.0,
         "shedding is counted"
     );
+    // Shed connections close before new ones pile up: the process never
+    // ran out of descriptors.
+    assert_eq!(metric(&server, "keywarden_accept_errors_total"), 0.0);
     assert!(
         server.log_text().contains("connections shed"),
         "and logged: {}",
@@ -547,10 +568,66 @@ fn one_slow_client_cannot_take_the_body_budget_from_github() {
         flood.join().unwrap()
     });
     let counts = tally(&flood);
-    // One client holds at most an eighth of the budget: 2 of its 1 MiB
-    // bodies; the rest are refused at once.
-    assert_eq!(counts.get("503"), Some(&58), "{counts:?}");
-    assert_eq!(counts.get("408"), Some(&2), "{counts:?}");
+    // One client holds at most an eighth of the budget (2 MiB): its bodies
+    // are refused as soon as they would pass it, and those it holds are
+    // cut off at the body deadline.
+    assert!(counts.get("503").copied().unwrap_or(0) >= 50, "{counts:?}");
+    for (s, _) in &flood {
+        assert!(matches!(s, Seen::Answer(503 | 408, _)), "{s:?}: {counts:?}");
+    }
+}
+
+#[test]
+fn declared_bodies_that_never_come_hold_no_budget_and_slow_ones_are_cut_off() {
+    raise_own_descriptor_limit();
+    let db = TestDb::sqlite();
+    let signer = Signer::new();
+    let (server, _keys) = serve_trusting(db.url(), &signer, &["--trusted-proxy", "127.0.0.1/32"]);
+    // 16 addresses x 4 connections declare 1 MiB each (64 MiB, twice the
+    // budget) and send nothing.
+    let heads = (0..64)
+        .map(|i| {
+            let from = format!("X-Forwarded-For: 203.0.113.{}\r\n", i % 16 + 1);
+            partner_head(&format!("{}{from}", signed_looking(&signer)), MIB)
+        })
+        .collect();
+    std::thread::scope(|scope| {
+        let hold = scope.spawn(|| slow_bodies_with(&server, heads, 0, Duration::from_secs(20)));
+        std::thread::sleep(Duration::from_millis(500));
+        for _ in 0..5 {
+            let reply = real_report(&server, &signer, &[("X-Forwarded-For", "192.30.252.1")]);
+            assert_eq!(reply.status, 200, "GitHub's report: {}", reply.body);
+        }
+        // They are answered 408 once the grace for a body to start is over.
+        for (s, took) in hold.join().unwrap() {
+            assert_eq!(s, Seen::Answer(408, None));
+            assert!(took < Duration::from_secs(5), "after {took:?}");
+        }
+    });
+    // A body trickled at 32 KiB/s is cut off long before --body-timeout.
+    let seen = runtime().block_on(async {
+        let mut stream = TcpStream::connect(addr(&server)).await.unwrap();
+        let head = partner_head(&signed_looking(&signer), MIB);
+        stream.write_all(head.as_bytes()).await.unwrap();
+        let start = Instant::now();
+        let chunk = [b' '; 1024];
+        while start.elapsed() < Duration::from_secs(9) {
+            if stream.write_all(&chunk).await.is_err() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(30)).await;
+            let mut probe = [0u8; 1];
+            if let Ok(Ok(_)) =
+                tokio::time::timeout(Duration::from_millis(1), stream.peek(&mut probe)).await
+            {
+                break;
+            }
+        }
+        let seen = read_answer(&mut stream, Duration::from_secs(10)).await;
+        (seen, start.elapsed())
+    });
+    assert_eq!(seen.0, Seen::Answer(408, None), "{seen:?}");
+    assert!(seen.1 < Duration::from_secs(5), "{seen:?}");
 }
 
 #[test]

@@ -408,6 +408,8 @@ async fn report_urls_and_key_names_cannot_forge_lines_or_links_in_the_email() {
         ("javascript:alert(1)//\nhttp://evil.test", "k"),
         ("http://evil.test/x", "k"),
         ("https://github.com/o/r/blob/main/config.env", "k"),
+        ("https://github.com@evil.example/o/r", "k"),
+        ("see www.evil.example/login", "k"),
     ];
     for (url, name) in cases {
         let (key, record) = store_create(&*store, KeySpec::new(name, "dev@example.com"), now)
@@ -423,8 +425,8 @@ async fn report_urls_and_key_names_cannot_forge_lines_or_links_in_the_email() {
     }
     let smtp = SmtpSink::start_new();
     run_once(&db, Some(&smtp), &[]);
-    let mail = smtp.wait_for(4);
-    assert_eq!(mail.len(), 4);
+    let mail = smtp.wait_for(6);
+    assert_eq!(mail.len(), 6);
     for m in &mail {
         let text = decoded(&m.data);
         for line in text.lines() {
@@ -467,6 +469,11 @@ async fn report_urls_and_key_names_cannot_forge_lines_or_links_in_the_email() {
     );
     assert_eq!(all.matches("<a href=").count(), 1, "{all}");
     assert!(all.contains("hxxp[:]//evil.test/x"), "{all}");
+    assert!(
+        all.contains("hxxps[:]//github.com@evil.example/o/r"),
+        "{all}"
+    );
+    assert!(all.contains("www[.]evil.example/login"), "{all}");
 }
 
 #[tokio::test]

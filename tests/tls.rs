@@ -369,3 +369,121 @@ fn sighup_and_file_changes_swap_the_certificate_and_keep_open_connections() {
         || session.answers() == 3,
     );
 }
+
+/// A TLS client trusting `ca`, offering only HTTP/2.
+fn h2_client_config(ca: &Path) -> Arc<rustls::ClientConfig> {
+    use rustls::pki_types::CertificateDer;
+    use rustls::pki_types::pem::PemObject;
+    let mut roots = rustls::RootCertStore::empty();
+    for cert in CertificateDer::pem_file_iter(ca).unwrap() {
+        roots.add(cert.unwrap()).unwrap();
+    }
+    let mut config = rustls::ClientConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_root_certificates(roots)
+    .with_no_client_auth();
+    config.alpn_protocols = vec![b"h2".to_vec()];
+    Arc::new(config)
+}
+
+/// An HTTP/2 connection that opens its receive window at zero and asks
+/// for /healthz: the answer can never be sent. Returns when the server
+/// closes the connection.
+async fn stuck_h2_connection(addr: String, tls: Arc<rustls::ClientConfig>) -> Duration {
+    let start = std::time::Instant::now();
+    let tcp = tokio::net::TcpStream::connect(&addr).await.unwrap();
+    let name = rustls::pki_types::ServerName::try_from("127.0.0.1").unwrap();
+    let stream = tokio_rustls::TlsConnector::from(tls)
+        .connect(name, tcp)
+        .await
+        .unwrap();
+    let (mut client, connection) = h2::client::Builder::new()
+        .initial_window_size(0)
+        .handshake::<_, axum::body::Bytes>(stream)
+        .await
+        .unwrap();
+    let driver = tokio::spawn(connection);
+    let request = axum::http::Request::get(format!("https://{addr}/healthz"))
+        .body(())
+        .unwrap();
+    let (answer, _) = client.send_request(request, true).unwrap();
+    // The head comes (headers are not flow-controlled); the body never can.
+    let answer = answer.await.unwrap();
+    assert_eq!(answer.status(), 200);
+    let _ = driver.await;
+    drop(answer);
+    start.elapsed()
+}
+
+#[test]
+fn http2_clients_that_never_open_their_window_are_shed_and_timed_out() {
+    let db = TestDb::sqlite();
+    let ca = Ca::new();
+    ca.issue("first");
+    let server = ca.serve(
+        &db,
+        &[
+            "--max-connections",
+            "20",
+            "--request-timeout",
+            "4s",
+            "--body-timeout",
+            "1s",
+            "--store-timeout",
+            "1s",
+        ],
+    );
+    let addr = server.base.trim_start_matches("https://").to_string();
+    let tls = h2_client_config(&ca.ca_file());
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    // Twenty stuck connections fill the cap.
+    let stuck: Vec<_> = (0..20)
+        .map(|_| runtime.spawn(stuck_h2_connection(addr.clone(), tls.clone())))
+        .collect();
+    std::thread::sleep(Duration::from_millis(2500));
+    // New clients still get in: the longest-stuck connection is shed for
+    // the first (each later one takes the place the one before left).
+    let cafile = ca.ca_file();
+    for _ in 0..5 {
+        let (code, out, err) = curl(&[
+            "--http2",
+            "--cacert",
+            cafile.to_str().unwrap(),
+            &server.url("/healthz"),
+        ]);
+        assert_eq!((code, out.as_str()), (0, "ok\n"), "{err}");
+    }
+    // Every stuck connection is closed: shed, or at the request timeout.
+    runtime.block_on(async {
+        for task in stuck {
+            let held = tokio::time::timeout(Duration::from_secs(15), task)
+                .await
+                .expect("a stuck HTTP/2 connection is closed")
+                .unwrap();
+            assert!(held < Duration::from_secs(10), "held {held:?}");
+        }
+    });
+    let metrics = common::server::get(&server.admin_url("/metrics"), &[]).body;
+    let value = |name: &str| -> f64 {
+        metrics
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.rsplit(' ').next()?.parse().ok())
+            .unwrap_or(0.0)
+    };
+    assert!(
+        value("keywarden_connections_shed_total{how=\"shed\"}") >= 1.0,
+        "{metrics}"
+    );
+    assert!(
+        value("keywarden_connections_closed_total{reason=\"request_timeout\"}") >= 1.0,
+        "{metrics}"
+    );
+}

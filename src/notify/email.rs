@@ -41,9 +41,17 @@ impl Place {
         let Some(url) = url else {
             return Place::Text("a public location GitHub did not name".into());
         };
-        let clean = url.starts_with("https://")
-            && url.len() > "https://".len()
-            && url.chars().count() <= MAX_URL_CHARS
+        // The host is what the owner reads first: no user part before it
+        // (`https://github.com@evil.example/`) and nothing but a host name.
+        let authority = url
+            .strip_prefix("https://")
+            .map(|rest| rest.split(['/', '?', '#']).next().unwrap_or(""));
+        let clean = authority.is_some_and(|host| {
+            !host.is_empty()
+                && host
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | ':'))
+        }) && url.chars().count() <= MAX_URL_CHARS
             && url
                 .chars()
                 .all(|c| c.is_ascii_graphic() && !matches!(c, '"' | '<' | '>' | '\\' | '`'));
@@ -61,8 +69,8 @@ impl Place {
     }
 }
 
-/// `http` → `hxxp` and `://` → `[:]//`, the usual way to show an address
-/// that must not be followed.
+/// `http` → `hxxp`, `://` → `[:]//` and `www.` → `www[.]`, the usual way
+/// to show an address that must not be followed.
 fn defang(text: &str) -> String {
     let mut out = String::with_capacity(text.len() + 8);
     let mut rest = text;
@@ -80,6 +88,13 @@ fn defang(text: &str) -> String {
         } else if rest.starts_with("://") {
             out.push_str("[:]//");
             rest = &rest[3..];
+        } else if rest
+            .get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("www."))
+        {
+            out.push_str(&rest[..3]);
+            out.push_str("[.]");
+            rest = &rest[4..];
         } else {
             out.push(c);
             rest = &rest[c.len_utf8()..];

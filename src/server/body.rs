@@ -1,9 +1,10 @@
-//! Reading a request body under four bounds: its own size, a deadline,
-//! what all bodies being read at once may hold together (the budget), and
-//! the part of the budget one client address may hold (an eighth), so
-//! that one machine sending slowly cannot take all of it from GitHub. A
+//! Reading a request body under five bounds: its own size, a deadline, a
+//! minimum rate, what all bodies being read at once may hold together
+//! (the budget), and the part of the budget one client address may hold
+//! (an eighth), so that one machine cannot take all of it from GitHub. A
 //! body that would go over either is refused at once, not queued: memory
-//! stays bounded however many clients send at the same time.
+//! stays bounded however many clients send at the same time, and a client
+//! holds budget only with bytes it keeps sending.
 
 use axum::body::{Body, Bytes};
 use http_body_util::BodyExt;
@@ -43,6 +44,26 @@ async fn discard(mut body: Body, max: usize, deadline: Duration) {
         }
     };
     let _ = tokio::time::timeout(deadline, drain).await;
+}
+
+/// How long a body may take to start.
+pub const BODY_GRACE: Duration = Duration::from_secs(2);
+/// After [`BODY_GRACE`], a body must arrive at least this fast (bytes a
+/// second), or it is cut off: a client holds its part of the budget only
+/// for as long as it keeps sending.
+pub const BODY_MIN_RATE: u64 = 512 << 10;
+
+fn rate_time(bytes: usize) -> Duration {
+    Duration::from_secs_f64(bytes as f64 / BODY_MIN_RATE as f64)
+}
+
+/// The address a client's share is kept under: IPv4 addresses one by one,
+/// IPv6 by /64 (what one host or site is usually given).
+fn sharing_address(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V4(_) => ip,
+        IpAddr::V6(v6) => IpAddr::V6((u128::from(v6) & !((1u128 << 64) - 1)).into()),
+    }
 }
 
 /// The bytes in-flight bodies may hold together.
@@ -129,9 +150,10 @@ impl BodyBudget {
         Ok(())
     }
 
-    /// Reads `body` whole. A declared length is taken from the budget
-    /// before a byte is read; without one, each frame takes its share as
-    /// it arrives.
+    /// Reads `body` whole: each frame takes its share of the budget as it
+    /// arrives; a declared length over `limit` is refused unread. The body
+    /// must come within `deadline`, and keep up with [`BODY_MIN_RATE`]
+    /// after [`BODY_GRACE`].
     pub async fn read(
         &self,
         body: Body,
@@ -146,29 +168,32 @@ impl BodyBudget {
             }
             return Err(BodyRefused::TooLarge { limit });
         }
-        let reserved = declared.unwrap_or(0) as usize;
-        let mut share = self.share(client);
-        self.take(&mut share, reserved)?;
-        let collect = async {
-            let mut body = body;
-            let mut bytes = Vec::with_capacity(reserved);
-            while let Some(frame) = body.frame().await {
-                let frame = frame.map_err(|_| BodyRefused::Broken)?;
-                let Ok(data) = frame.into_data() else {
-                    continue;
-                };
-                if bytes.len() + data.len() > limit {
-                    return Err(BodyRefused::TooLarge { limit });
-                }
-                let beyond = (bytes.len() + data.len()).saturating_sub(reserved.max(bytes.len()));
-                self.take(&mut share, beyond)?;
-                bytes.extend_from_slice(&data);
+        let start = tokio::time::Instant::now();
+        let last_call = start + deadline;
+        let mut share = self.share(client.map(sharing_address));
+        let mut body = body;
+        // What is declared is not taken before it arrives: holding the
+        // budget costs a client the bytes it sends.
+        let mut bytes = Vec::with_capacity(declared.unwrap_or(0).min(16 << 10) as usize);
+        loop {
+            // The next bytes are due before the body falls behind the
+            // minimum rate, and before the deadline.
+            let behind = BODY_GRACE + rate_time(bytes.len() + 1);
+            let due = (start + behind).min(last_call);
+            let frame = match tokio::time::timeout_at(due, body.frame()).await {
+                Err(_) => return Err(BodyRefused::TimedOut(start.elapsed())),
+                Ok(None) => break,
+                Ok(Some(frame)) => frame.map_err(|_| BodyRefused::Broken)?,
+            };
+            let Ok(data) = frame.into_data() else {
+                continue;
+            };
+            if bytes.len() + data.len() > limit {
+                return Err(BodyRefused::TooLarge { limit });
             }
-            Ok(bytes)
-        };
-        let bytes = tokio::time::timeout(deadline, collect)
-            .await
-            .map_err(|_| BodyRefused::TimedOut(deadline))??;
+            self.take(&mut share, data.len())?;
+            bytes.extend_from_slice(&data);
+        }
         Ok(ReadBody {
             bytes: Bytes::from(bytes),
             _share: share,
@@ -269,10 +294,61 @@ mod tests {
             let got = budget
                 .read(Body::new(Never), client, Some(10), 100, limit)
                 .await;
-            assert_eq!(got.err(), Some(BodyRefused::TimedOut(limit)));
+            assert!(
+                matches!(got, Err(BodyRefused::TimedOut(t)) if t >= limit),
+                "{:?}",
+                got.err()
+            );
             // Its share came back.
             assert_eq!(budget.permits.available_permits(), 100);
             assert!(budget.held.lock().unwrap().is_empty());
         });
+    }
+
+    /// 1 KiB every 100 ms: 10 KiB/s, far under the minimum rate.
+    struct Trickle(tokio::time::Interval);
+
+    impl http_body::Body for Trickle {
+        type Data = Bytes;
+        type Error = std::io::Error;
+        fn poll_frame(
+            mut self: std::pin::Pin<&mut Self>,
+            cx: &mut std::task::Context<'_>,
+        ) -> std::task::Poll<Option<Result<http_body::Frame<Bytes>, std::io::Error>>> {
+            self.0
+                .poll_tick(cx)
+                .map(|_| Some(Ok(http_body::Frame::data(Bytes::from(vec![b' '; 1024])))))
+        }
+    }
+
+    #[test]
+    fn a_body_that_falls_behind_the_minimum_rate_is_cut_off_after_the_grace() {
+        rt().block_on(async {
+            let budget = BodyBudget::new(1 << 20, 1 << 20);
+            let trickle = Trickle(tokio::time::interval(Duration::from_millis(100)));
+            let start = std::time::Instant::now();
+            let got = budget
+                .read(Body::new(trickle), None, Some(1 << 20), 1 << 20, DAY)
+                .await;
+            let took = start.elapsed();
+            assert!(
+                matches!(got, Err(BodyRefused::TimedOut(_))),
+                "{:?}",
+                got.err()
+            );
+            assert!(took >= BODY_GRACE && took < BODY_GRACE * 2, "{took:?}");
+            assert_eq!(budget.permits.available_permits(), 1 << 20);
+        });
+    }
+
+    #[test]
+    fn ipv6_clients_share_by_slash_64() {
+        let a = sharing_address("2001:db8:1:2:aaaa::1".parse().unwrap());
+        let b = sharing_address("2001:db8:1:2:bbbb::9".parse().unwrap());
+        let c = sharing_address("2001:db8:1:3::1".parse().unwrap());
+        assert_eq!(a, b);
+        assert_ne!(a, c);
+        let v4: IpAddr = "198.51.100.7".parse().unwrap();
+        assert_eq!(sharing_address(v4), v4);
     }
 }

@@ -98,12 +98,20 @@ pub fn raise_descriptor_limit() -> u64 {
     limit.rlim_cur
 }
 
+/// The most connections kept open by default, whatever the descriptor
+/// limit: each may hold up to about 100 KiB (a head being read, HTTP/2
+/// streams), so this bounds what clients can make the process hold to
+/// about 400 MiB.
+const DEFAULT_MAX_CONNECTIONS: u64 = 4096;
+
 /// The default connection cap: the descriptor limit less a reserve (a
-/// quarter of small limits), at least 16.
+/// quarter of small limits), at least 16 and at most 4,096.
 pub fn default_max_connections() -> usize {
     let limit = raise_descriptor_limit();
     let reserve = RESERVED_DESCRIPTORS.min(limit / 4);
-    limit.saturating_sub(reserve).max(16) as usize
+    limit
+        .saturating_sub(reserve)
+        .clamp(16, DEFAULT_MAX_CONNECTIONS) as usize
 }
 
 /// Why the service closed a connection itself.
@@ -363,10 +371,18 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Watched<IO> {
 struct Registry {
     conns: Mutex<BTreeMap<u64, Arc<Conn>>>,
     next: AtomicU64,
+    /// Shed connections not closed yet: each still holds a descriptor.
+    closing: AtomicUsize,
 }
 
 /// How far the shedder looks for a connection to shed.
 const SHED_SCAN: usize = 4096;
+/// Shed connections that may be closing at once; past it new connections
+/// are refused, so open descriptors never run far past the cap.
+const MAX_CLOSING: usize = 16;
+/// How long a request must have been in flight before its connection may
+/// be shed for a new one.
+const STUCK: Duration = Duration::from_secs(2);
 
 impl Registry {
     fn len(&self) -> usize {
@@ -384,17 +400,38 @@ impl Registry {
     }
 
     fn remove(&self, id: u64) {
-        self.lock().remove(&id);
+        if let Some(conn) = self.lock().remove(&id)
+            && conn.shed.load(Ordering::Relaxed)
+        {
+            self.closing.fetch_sub(1, Ordering::AcqRel);
+        }
     }
 
     /// Asks one connection to close to make room: the oldest that never
-    /// sent a whole request, else the oldest idle one. False when every
-    /// connection is busy.
+    /// sent a whole request, else the oldest idle one, else the one whose
+    /// oldest request has been in flight longest, if that is over
+    /// [`STUCK`] (an answer the client will not take, a body that does not
+    /// come). False when every connection is busy with a fresh request, or
+    /// when enough are already closing to make room.
     fn shed_one(&self) -> bool {
+        if self.closing.load(Ordering::Acquire) >= MAX_CLOSING {
+            return false;
+        }
         let conns = self.lock();
         let mut idle = None;
+        let mut stuck: Option<(u64, &Arc<Conn>)> = None;
         for conn in conns.values().take(SHED_SCAN) {
-            if conn.shed.load(Ordering::Relaxed) || conn.in_flight.load(Ordering::Acquire) > 0 {
+            if conn.shed.load(Ordering::Relaxed) {
+                continue;
+            }
+            if conn.in_flight.load(Ordering::Acquire) > 0 {
+                let since = conn.started().values().next().copied();
+                if let Some(since) = since {
+                    let age = conn.now_ms().saturating_sub(since);
+                    if stuck.is_none_or(|(oldest, _)| age > oldest) {
+                        stuck = Some((age, conn));
+                    }
+                }
                 continue;
             }
             if conn.requests.load(Ordering::Relaxed) == 0 {
@@ -403,9 +440,13 @@ impl Registry {
             }
             idle.get_or_insert(conn);
         }
-        match idle {
+        let stuck = stuck
+            .filter(|(age, _)| *age >= STUCK.as_millis() as u64)
+            .map(|(_, conn)| conn);
+        match idle.or(stuck) {
             Some(conn) => {
                 conn.shed.store(true, Ordering::Relaxed);
+                self.closing.fetch_add(1, Ordering::AcqRel);
                 conn.close.notify_one();
                 true
             }
@@ -575,13 +616,18 @@ impl Shared {
         };
         let deadline =
             tokio::time::Instant::from_std(conn.opened + self.limits.header_read_timeout);
-        let stream = match tokio::time::timeout_at(deadline, tls.acceptor().accept(tcp)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
-                return Some(CloseReason::TlsHandshake);
-            }
-            Err(_) => return Some(CloseReason::HeaderTimeout),
+        let handshake = tokio::time::timeout_at(deadline, tls.acceptor().accept(tcp));
+        let stream = tokio::select! {
+            done = handshake => match done {
+                Ok(Ok(stream)) => stream,
+                Ok(Err(e)) => {
+                    tracing::debug!(peer = %peer, error = %e, "TLS handshake failed");
+                    return Some(CloseReason::TlsHandshake);
+                }
+                Err(_) => return Some(CloseReason::HeaderTimeout),
+            },
+            // Shed (or shutting down) before the handshake finished.
+            _ = conn.close.notified() => return Some(CloseReason::Shed),
         };
         let h2 = stream.get_ref().1.alpn_protocol() == Some(b"h2");
         conn.multiplexed.store(h2, Ordering::Relaxed);
@@ -622,7 +668,12 @@ impl Shared {
                 _ = conn.close.notified() => break CloseReason::Shed,
             }
         };
-        // Idle (or shed, or shutting down): let HTTP/2 say goodbye and a
+        // A shed connection is dropped at once: its descriptor is what the
+        // new connection needs.
+        if conn.shed.load(Ordering::Relaxed) {
+            return Some(CloseReason::Shed);
+        }
+        // Idle, timed out or shutting down: let HTTP/2 say goodbye and a
         // response being written finish, briefly; then drop the socket.
         connection.as_mut().graceful();
         let grace = if matches!(reason, CloseReason::RequestTimeout) {
@@ -633,11 +684,7 @@ impl Shared {
             Duration::from_millis(200)
         };
         let _ = tokio::time::timeout(grace, connection).await;
-        Some(if conn.shed.load(Ordering::Relaxed) {
-            CloseReason::Shed
-        } else {
-            reason
-        })
+        Some(reason)
     }
 }
 
@@ -647,7 +694,7 @@ fn http1_builder() -> http1::Builder {
         // Our watchdog holds heads to --header-read-timeout; hyper's own
         // timer would also cut idle keep-alive connections at that time.
         .header_read_timeout(None)
-        .max_buf_size(64 * 1024)
+        .max_buf_size(16 * 1024)
         .max_headers(64)
         .keep_alive(true);
     builder
@@ -657,8 +704,8 @@ fn http2_builder() -> http2::Builder<TokioExecutor> {
     let mut builder = http2::Builder::new(TokioExecutor::new());
     builder
         .timer(TokioTimer::new())
-        .max_concurrent_streams(64)
-        .max_header_list_size(64 * 1024)
+        .max_concurrent_streams(32)
+        .max_header_list_size(16 * 1024)
         .max_pending_accept_reset_streams(32)
         .max_local_error_reset_streams(Some(256));
     builder

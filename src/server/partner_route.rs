@@ -57,7 +57,7 @@ pub async fn github_report(
         inner.metrics.noncurrent_key_uses.inc();
         tracing::info!(
             request_id,
-            key_id = %key_id_short,
+            key_id = ?key_id_short,
             "report signed with a non-current GitHub key"
         );
     }
@@ -114,7 +114,7 @@ pub async fn github_report(
     }
     tracing::info!(
         request_id,
-        github_key_id = %key_id_short,
+        github_key_id = ?key_id_short,
         tokens = answers.len(),
         revoked,
         seen_again,
@@ -196,7 +196,7 @@ async fn public_key(
     inner.metrics.signature_failure("unknown_key");
     tracing::warn!(
         request_id,
-        github_key_id = %one_line(key_id, 16),
+        github_key_id = ?one_line(key_id, 16),
         "unknown GitHub key identifier"
     );
     Err(SignatureError::UnknownKey.into())

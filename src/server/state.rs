@@ -181,6 +181,13 @@ impl AppState {
                 tick.tick().await;
                 let Some(inner) = weak.upgrade() else { break };
                 inner.limits.forget_idle();
+                // Give memory freed after a burst of connections back to
+                // the system (glibc keeps it in its arenas otherwise).
+                #[cfg(all(target_os = "linux", target_env = "gnu"))]
+                // SAFETY: malloc_trim only releases free heap pages.
+                unsafe {
+                    libc::malloc_trim(0);
+                }
                 if let Ok(mut seen) = inner.last_touch.lock() {
                     seen.retain(|_, at| at.elapsed() < TOUCH_INTERVAL);
                 }
