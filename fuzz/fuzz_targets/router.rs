@@ -65,7 +65,8 @@ fn world() -> &'static World {
             .try_init();
         // A fixed scalar: a test key, never a real one.
         let signing = SigningKey::from_slice(&[7u8; 32]).expect("valid scalar");
-        let dir = std::env::temp_dir().join(format!("keywarden-fuzz-router-{}", std::process::id()));
+        let dir =
+            std::env::temp_dir().join(format!("keywarden-fuzz-router-{}", std::process::id()));
         std::fs::create_dir_all(&dir).expect("temp dir");
         let keys = dir.join("github-keys.json");
         let list = serde_json::json!({"public_keys": [{
@@ -107,14 +108,17 @@ fuzz_target!(|input: Input<'_>| {
         }
     }
     if input.sign_it {
-        builder = builder.header("github-public-key-signature", sign_body(&w.signing, input.body));
+        builder = builder.header(
+            "github-public-key-signature",
+            sign_body(&w.signing, input.body),
+        );
     }
     let mut request = builder
         .body(Body::from(input.body.to_vec()))
         .expect("request");
-    request
-        .extensions_mut()
-        .insert(ConnectInfo("203.0.113.7:5555".parse::<SocketAddr>().expect("addr")));
+    request.extensions_mut().insert(ConnectInfo(
+        "203.0.113.7:5555".parse::<SocketAddr>().expect("addr"),
+    ));
     let router = keywarden::server::router(w.state.clone());
     let response = w
         .runtime
