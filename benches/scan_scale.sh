@@ -32,15 +32,23 @@ echo "machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; $(rg --
 echo "corpus: $CORPUS ($(du -sh "$CORPUS" | cut -f1), $(find "$CORPUS" -type f | wc -l) files)"
 find "$CORPUS" -type f -exec cat {} + >/dev/null   # warm the page cache
 
+# KEYWARDEN_REF: another keywarden binary (an earlier build) timed beside.
+ref=()
+[ -z "${KEYWARDEN_REF:-}" ] || ref=(-n reference "$KEYWARDEN_REF scan --no-ignore --format json -q $CORPUS")
 hyperfine -N --warmup 2 --runs "$RUNS" -i --export-json "$BENCH_DATA/scan_scale.json" \
   -n keywarden "$KW scan --no-ignore --format json -q $CORPUS" \
-  -n rg "rg --no-ignore --hidden -a -c sk-or-v1-[0-9a-f]{64} $CORPUS"
+  -n rg "rg --no-ignore --hidden -a -c sk-or-v1-[0-9a-f]{64} $CORPUS" \
+  ${ref[@]+"${ref[@]}"}
 
 python3 - "$BENCH_DATA/scan_scale.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 kw, rg = r["keywarden"], r["rg"]
 print(f"median: keywarden {kw['median']:.3f}s, rg {rg['median']:.3f}s, ratio {kw['median']/rg['median']:.2f} (goal <= 1.25)")
+if "reference" in r:
+    ref = r["reference"]
+    print(f"median: reference {ref['median']:.3f}s, ratio to rg {ref['median']/rg['median']:.2f}; "
+          f"keywarden / reference {kw['median']/ref['median']:.3f}")
 PY
 
 rss() { { /usr/bin/time -f %M "$@" 2>&1 >/dev/null || true; } | tail -1; }

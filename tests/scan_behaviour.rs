@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use predicates::str::contains;
+use serde_json::Value;
 use std::process::Command as StdCommand;
 
 #[test]
@@ -356,4 +357,43 @@ fn a_half_gib_file_is_scanned_in_bounded_memory() {
     assert!(f[0]["binary"].as_bool().unwrap());
     let peak = children_peak_rss();
     assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
+}
+
+#[test]
+fn keys_glued_on_the_left_by_escapes_encodings_and_string_tables_are_found() {
+    let contexts = [
+        r#"{"cell_type": "code", "source": "import os\nKEY\n"}"#,
+        r#""env": "A=1\tKEY""#,
+        r#""log": "line\rKEY""#,
+        r#""path": "C:\\keys\\KEY""#,
+        "GET /v1/chat?user=7%26key%3DKEY%26m=x HTTP/1.1",
+        r#"const cfg = "key\u003dKEY";"#,
+        "\u{0}\u{1}application/jsonBearerKEY\u{0}text/plain",
+        "token=xKEY",
+    ];
+    for context in contexts {
+        let key = gen_key();
+        let text = context.replace("KEY", &key);
+        let out = keywarden()
+            .args(["scan", "-", "-q", "--format", "json", "--show-secrets"])
+            .write_stdin(text.clone())
+            .output()
+            .unwrap();
+        let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        let secrets: Vec<_> = findings
+            .iter()
+            .map(|f| f["secret"].as_str().unwrap())
+            .collect();
+        assert_eq!(secrets, [key.as_str()], "in {text:?}");
+    }
+    // The right-hand side stays strict: one hex digit, letter or _ more and
+    // it is not a key.
+    for glued in ["0", "a", "Z", "_"] {
+        let text = format!("KEY={}{glued}\n", gen_key());
+        keywarden()
+            .args(["scan", "-", "-q"])
+            .write_stdin(text)
+            .assert()
+            .code(0);
+    }
 }

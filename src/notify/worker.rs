@@ -73,7 +73,7 @@ impl Worker {
                 return Ok(summary);
             }
             for email in batch {
-                self.deliver(&email, &mut summary).await?;
+                self.deliver(&email, lease_until, &mut summary).await?;
             }
         }
     }
@@ -81,6 +81,7 @@ impl Worker {
     async fn deliver(
         &self,
         email: &OutboxEmail,
+        lease_until: OffsetDateTime,
         summary: &mut PassSummary,
     ) -> Result<(), NotifyError> {
         let result = match render(email, &self.from) {
@@ -103,8 +104,7 @@ impl Worker {
             }
         };
         let kept = self
-            .store
-            .finish_outbox(email.id, &self.id, &outcome, error.as_deref(), now)
+            .record(email, &outcome, error.as_deref(), now, lease_until)
             .await?;
         match (kept, &outcome) {
             (false, _) => summary.lease_lost += 1,
@@ -145,6 +145,34 @@ impl Worker {
             ),
         }
         Ok(())
+    }
+
+    /// Records an attempt. A store that is unavailable is asked again,
+    /// every second, while the lease lasts: the email was sent (or tried),
+    /// and leaving its row claimed would hold it, and the rest of the
+    /// batch, until the lease ran out.
+    async fn record(
+        &self,
+        email: &OutboxEmail,
+        outcome: &AttemptOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+    ) -> Result<bool, NotifyError> {
+        loop {
+            match self
+                .store
+                .finish_outbox(email.id, &self.id, outcome, error, now)
+                .await
+            {
+                Ok(kept) => return Ok(kept),
+                Err(e) if e.is_unavailable() && OffsetDateTime::now_utc() < lease_until => {
+                    tracing::warn!(outbox_id = email.id, error = %e, "cannot record an outbox attempt; trying again");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
     }
 
     /// Runs passes forever, `poll` apart; errors are logged and retried.
