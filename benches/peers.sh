@@ -44,11 +44,11 @@ KW=$PWD/target/release/keywarden
 
 # Corpora, made once.
 if [ ! -f "$BENCH_DATA/tree.truth.json" ]; then
-  python3 "$SHARED/make_tree_corpus.py" --src "git=$GIT_REPO" --src "cargo=$CARGO_REPO" \
+  SHARED=$SHARED python3 benches/shared_corpus.py "$SHARED/make_tree_corpus.py" --src "git=$GIT_REPO" --src "cargo=$CARGO_REPO" \
     --out "$BENCH_DATA/tree" --truth "$BENCH_DATA/tree.truth.json"
 fi
 if [ ! -f "$BENCH_DATA/gitcorpus.truth.json" ]; then
-  python3 "$SHARED/make_git_corpus.py" --out "$BENCH_DATA/gitcorpus" \
+  SHARED=$SHARED python3 benches/shared_corpus.py "$SHARED/make_git_corpus.py" --out "$BENCH_DATA/gitcorpus" \
     --truth "$BENCH_DATA/gitcorpus.truth.json"
 fi
 

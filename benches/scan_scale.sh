@@ -24,7 +24,7 @@ mkdir -p "$BENCH_DATA"
 for tool in rg hyperfine /usr/bin/time python3; do
   command -v "$tool" >/dev/null || { echo "missing $tool (apt-get install ripgrep hyperfine time)" >&2; exit 2; }
 done
-[ -f "$TRUTH" ] || python3 "$SHARED/make_scale_corpus.py" --out "$CORPUS" --truth "$TRUTH" --size-mb "$SIZE_MB"
+[ -f "$TRUTH" ] || SHARED=$SHARED python3 benches/shared_corpus.py "$SHARED/make_scale_corpus.py" --out "$CORPUS" --truth "$TRUTH" --size-mb "$SIZE_MB"
 cargo build --release --locked -q
 KW=$PWD/target/release/keywarden
 

@@ -8,7 +8,7 @@ use clap::Args;
 use clap::builder::TypedValueParser;
 use keywarden::report::{self, Format, ReportContext};
 use keywarden::rules::{self, RuleSet};
-use keywarden::scan::{Baseline, ScanResult, ScanStats, Scanner};
+use keywarden::scan::{Baseline, IGNORE_FILE_NAME, ScanResult, ScanStats, Scanner};
 use keywarden::sources::fs::WalkOptions;
 use keywarden::verify::{self, VerifyOptions};
 use std::path::{Path, PathBuf};
@@ -130,11 +130,44 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 pub fn config_path(config: &ConfigArgs, root: &Path) -> Option<PathBuf> {
     match &config.config {
         Some(p) => Some(p.clone()),
-        None => {
-            let dir = if root.is_dir() { root } else { Path::new(".") };
-            Some(dir.join(rules::CONFIG_FILE_NAME)).filter(|p| p.is_file())
-        }
+        None => root_file(root, rules::CONFIG_FILE_NAME),
     }
+}
+
+/// A file keywarden looks for beside what it scans (`.keywarden.toml`,
+/// `.keywardenignore`): in the scan root (the first PATH if a directory,
+/// else the current directory), else at the root of the git work tree
+/// holding it.
+pub fn root_file(root: &Path, name: &str) -> Option<PathBuf> {
+    let dir = if root.is_dir() { root } else { Path::new(".") };
+    let here = dir.join(name);
+    if here.is_file() {
+        return Some(here);
+    }
+    let tree = keywarden::sources::git::work_tree_root(&std::fs::canonicalize(dir).ok()?)?;
+    Some(tree.join(name)).filter(|p| p.is_file())
+}
+
+/// How reports name paths under `root`: relative to the root of the git
+/// work tree holding it, else relative to `root` itself (a file: as given),
+/// so that one fingerprint, one baseline entry, serves however the path
+/// is typed.
+fn shown_as(root: &Path) -> (PathBuf, PathBuf) {
+    let in_tree = std::fs::canonicalize(root).ok().and_then(|canon| {
+        let dir = if canon.is_dir() {
+            canon.clone()
+        } else {
+            canon.parent()?.to_path_buf()
+        };
+        let tree = keywarden::sources::git::work_tree_root(&dir)?;
+        canon.strip_prefix(&tree).ok().map(Path::to_path_buf)
+    });
+    // Outside git: a directory's files relative to it; a file as given.
+    let shown = in_tree.unwrap_or_else(|| match root.is_dir() {
+        true => PathBuf::new(),
+        false => root.to_path_buf(),
+    });
+    (root.to_path_buf(), shown)
 }
 
 /// The built-in rules extended by the configuration file, if any.
@@ -186,6 +219,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
                     .and_then(|p| std::fs::canonicalize(p).ok())
                     .into_iter()
                     .collect(),
+                shown_as: args.paths.iter().map(|p| shown_as(p)).collect(),
             };
             Ok(prepared.scanner.scan_paths(&walk, &stats, on_warning))
         }
@@ -225,7 +259,13 @@ impl Prepared {
         if report.verify && config.config.is_none() {
             distrust_discovered_verifiers(&mut rule_set);
         }
-        let baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
+        let mut baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
+        if let Some(path) = root_file(root, IGNORE_FILE_NAME) {
+            let ignored = Baseline::load_ignore_file(&path)?;
+            baseline
+                .get_or_insert_with(Baseline::default)
+                .extend(ignored);
+        }
         let scanner = Scanner::new(&rule_set)?;
         let output = Output::open(report.output.as_deref())?;
         Ok(Prepared {

@@ -13,7 +13,7 @@ mod staged;
 
 pub use history::HistoryOptions;
 
-pub use baseline::{Baseline, BaselineError};
+pub use baseline::{Baseline, BaselineError, IGNORE_FILE_NAME};
 pub use finding::{Finding, Liveness, fingerprint, sort_findings};
 
 use crate::matcher::{Matcher, MatcherError};

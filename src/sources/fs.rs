@@ -31,9 +31,27 @@ pub struct WalkOptions {
     /// Files never scanned, such as the configuration file in use (its
     /// rule examples are not leaks). Compared by canonical path.
     pub exclude: Vec<PathBuf>,
+    /// How paths under each root are shown: a root (as given in `roots`)
+    /// and the path it is shown as, e.g. `("../repo/src", "src")`. A path
+    /// under no listed root is shown as walked.
+    pub shown_as: Vec<(PathBuf, PathBuf)>,
 }
 
 impl WalkOptions {
+    /// The path reports show for `path` (as walked).
+    fn shown(&self, path: &Path) -> PathBuf {
+        for (root, shown) in &self.shown_as {
+            if let Ok(rest) = path.strip_prefix(root) {
+                return if rest.as_os_str().is_empty() {
+                    shown.clone()
+                } else {
+                    shown.join(rest)
+                };
+            }
+        }
+        path.to_path_buf()
+    }
+
     fn is_excluded(&self, path: &Path) -> bool {
         // Canonicalise only when the file name already matches.
         self.exclude.iter().any(|x| {
@@ -82,7 +100,7 @@ fn visit<S: Sink>(
     let Some(ft) = entry.file_type() else {
         return;
     };
-    let origin = Origin::File(entry.path().to_path_buf());
+    let origin = Origin::File(opts.shown(entry.path()));
     if ft.is_symlink() {
         // Only reached when not following links.
         if std::fs::metadata(entry.path()).is_err() {

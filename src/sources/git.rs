@@ -93,6 +93,13 @@ pub fn open(path: &Path) -> Result<Repository, GitError> {
     })
 }
 
+/// The root of the git work tree that holds `path` (a directory), as a
+/// canonical path; `None` outside a work tree (or in a bare repository).
+pub fn work_tree_root(path: &Path) -> Option<std::path::PathBuf> {
+    let repo = open(path).ok()?;
+    repo.workdir()?.canonicalize().ok()
+}
+
 /// Commits reachable from every ref (branches, tags, remotes, stash) and
 /// HEAD, parents before children.
 fn all_commits(
