@@ -219,7 +219,11 @@ fn range_errors_name_the_bad_revision() {
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(2));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("revision nope"));
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("\"nope\" names no commit here"), "{stderr}");
+    // In keywarden's words, each cause once: no libgit2 class/code.
+    assert!(!stderr.contains("class="), "{stderr}");
+    assert_eq!(stderr.matches("not found").count(), 1, "{stderr}");
     let out = keywarden()
         .args(["history", "/no/such/repo"])
         .output()
@@ -361,4 +365,69 @@ fn make_writable(path: &std::path::Path) {
     #[allow(clippy::permissions_set_readonly_false)]
     perms.set_readonly(false);
     std::fs::set_permissions(path, perms).unwrap();
+}
+
+#[test]
+fn a_single_revision_as_a_range_is_an_error_that_points_to_since() {
+    let repo = GitRepo::new();
+    repo.commit(&[("a.env", Some(&env_file(&gen_key())))], "init");
+    for range in ["HEAD", "main"] {
+        let out = keywarden()
+            .args(["history", "--range", range])
+            .arg(repo.path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{stderr}");
+        assert!(stderr.contains("is one revision, not a range"), "{stderr}");
+        assert!(stderr.contains("--since"), "{stderr}");
+    }
+}
+
+#[test]
+fn a_range_of_no_commits_says_so_and_strict_fails_it() {
+    let repo = GitRepo::new();
+    repo.commit(&[("a.env", Some(&env_file(&gen_key())))], "init");
+    let run = |extra: &[&str]| {
+        keywarden()
+            .args(["history", "-q", "--range", "HEAD..HEAD"])
+            .args(extra)
+            .arg(repo.path())
+            .output()
+            .unwrap()
+    };
+    let out = run(&[]);
+    assert_eq!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("range HEAD..HEAD holds no commits"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = run(&["--strict"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn a_symmetric_range_scans_both_sides_since_the_merge_base() {
+    let repo = GitRepo::new();
+    let (on_main, on_topic, before) = (gen_key(), gen_key(), gen_key());
+    repo.commit(&[("base.env", Some(&env_file(&before)))], "base");
+    repo.git(&["checkout", "-q", "-b", "topic"]);
+    let topic = repo.commit(&[("topic.env", Some(&env_file(&on_topic)))], "topic key");
+    repo.git(&["checkout", "-q", "main"]);
+    let main = repo.commit(&[("main.env", Some(&env_file(&on_main)))], "main key");
+    let (f, code, stderr) = history_json(repo.path(), &["--range", "main...topic"]);
+    assert_eq!(code, 1, "{stderr}");
+    let mut want = vec![
+        (on_main.clone(), "main.env".to_string(), main),
+        (on_topic.clone(), "topic.env".to_string(), topic.clone()),
+    ];
+    want.sort();
+    assert_eq!(attributions(&f), want);
+    // Two dots: only the topic's side.
+    let (f, _, _) = history_json(repo.path(), &["--range", "main..topic"]);
+    assert_eq!(
+        attributions(&f),
+        [(on_topic, "topic.env".to_string(), topic)]
+    );
 }

@@ -15,7 +15,8 @@ pub struct HistoryArgs {
     #[arg(value_name = "REPO", default_value = ".")]
     pub repo: PathBuf,
 
-    /// Only commits in BASE..HEAD, and only secrets they added.
+    /// Only commits in BASE..HEAD (or A...B: on either side since they
+    /// parted), and only secrets they added.
     #[arg(long, value_name = "BASE..HEAD", conflicts_with = "since")]
     pub range: Option<String>,
 
@@ -39,7 +40,8 @@ pub struct HistoryArgs {
     pub max_file_size: u64,
 
     /// Exit 2 when anything could not be scanned (a corrupt or missing
-    /// object, a blob over --max-file-size), after reporting what was found.
+    /// object, a blob over --max-file-size) or a range holds no commits,
+    /// after reporting what was found.
     #[arg(long)]
     pub strict: bool,
 
@@ -58,9 +60,15 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
     if !args.repo.exists() {
         bail!("{}: no such file or directory", args.repo.display());
     }
+    if let Some(range) = args.range.as_deref().filter(|r| !r.contains("..")) {
+        return Err(keywarden::sources::git::GitError::NotARange(range.to_string()).into());
+    }
     let prepared = Prepared::new(&args.config, &args.repo, &args.report)?;
     let opts = HistoryOptions {
-        range: args.range.clone().or_else(|| args.since.clone()),
+        range: args
+            .range
+            .clone()
+            .or_else(|| args.since.as_ref().map(|rev| format!("{rev}..HEAD"))),
         all_occurrences: args.all_occurrences,
         all_objects: args.all_objects,
         threads: args.threads,
@@ -83,7 +91,16 @@ pub fn run(args: HistoryArgs) -> anyhow::Result<u8> {
             eprintln!("note: {note}");
         }
     }
+    if let Some(range) = &scanned.empty_range {
+        eprintln!("keywarden: warning: range {range} holds no commits: nothing was scanned");
+    }
     let code = prepared.finish(scanned.result, &args.report, &stats, started)?;
+    if args.strict
+        && let Some(range) = &scanned.empty_range
+    {
+        eprintln!("keywarden: error: --strict: range {range} holds no commits");
+        return Ok(super::EXIT_ERROR);
+    }
     let skipped = stats.warnings.load(std::sync::atomic::Ordering::Relaxed);
     if args.strict && skipped > 0 {
         eprintln!(

@@ -35,6 +35,8 @@ pub struct HistoryOptions {
 pub struct HistoryResult {
     pub result: ScanResult,
     pub notes: Vec<String>,
+    /// The range, when it selected no commit at all.
+    pub empty_range: Option<String>,
 }
 
 type Key = (String, Vec<u8>, String);
@@ -55,6 +57,7 @@ impl Scanner {
             notes.push("shallow clone: only the commits present were scanned".to_string());
         }
         let suppressed;
+        let mut empty_range = None;
         let result = match &opts.range {
             None => {
                 let history = git::enumerate_history(&repo)?;
@@ -86,12 +89,12 @@ impl Scanner {
                 findings
             }
             Some(range) => {
-                let changes = git::enumerate_range(&repo, range)?;
-                let commits: HashSet<_> = changes
-                    .iter()
-                    .filter_map(|c| c.site.commit.as_ref().map(|c| c.order))
-                    .collect();
-                stats.commits.store(commits.len() as u64, Relaxed);
+                let walked = git::enumerate_range(&repo, range)?;
+                stats.commits.store(walked.commits as u64, Relaxed);
+                if walked.commits == 0 {
+                    empty_range = Some(range.clone());
+                }
+                let changes = walked.changes;
                 let mut sites: Vec<BlobSite> = changes.iter().map(|c| c.site.clone()).collect();
                 for c in &changes {
                     for p in c.parents.iter().flatten() {
@@ -135,7 +138,11 @@ impl Scanner {
             suppressed,
         };
         super::sort_findings(&mut result.findings);
-        Ok(HistoryResult { result, notes })
+        Ok(HistoryResult {
+            result,
+            notes,
+            empty_range,
+        })
     }
 
     /// Reads and matches each distinct blob of `sites` once, in parallel.

@@ -16,17 +16,68 @@ use thiserror::Error;
 pub enum GitError {
     #[error("{path}: not a git repository: {message}")]
     Open { path: String, message: String },
-    #[error("{context}: {source}")]
-    Git {
-        context: String,
-        #[source]
-        source: git2::Error,
-    },
+    /// libgit2's message only: its class and code mean nothing to a user.
+    #[error("{context}: {message}")]
+    Git { context: String, message: String },
+    #[error(
+        "--range {0:?} is one revision, not a range: give BASE..HEAD (the commits after BASE up to HEAD) or A...B (the commits on either side since they parted); for the commits after REV up to HEAD use --since REV"
+    )]
+    NotARange(String),
+    #[error("{rev:?} names no commit here ({message})")]
+    Revision { rev: String, message: String },
 }
 
 fn git_err(context: impl Into<String>) -> impl FnOnce(git2::Error) -> GitError {
     let context = context.into();
-    move |source| GitError::Git { context, source }
+    move |e| GitError::Git {
+        context,
+        message: e.message().to_string(),
+    }
+}
+
+/// What a range selects, once walked.
+pub struct RangeWalk {
+    pub changes: Vec<Change>,
+    /// Commits in the range (including those that change no file).
+    pub commits: usize,
+}
+
+/// Pushes the commits `range` selects onto `walk`, as git reads it:
+/// `A..B` (in B, not in A), `A...B` (in either, not in both: since their
+/// merge bases); a side left empty is HEAD.
+fn push_range(
+    repo: &Repository,
+    walk: &mut git2::Revwalk<'_>,
+    range: &str,
+) -> Result<(), GitError> {
+    let commit = |spec: &str| -> Result<Oid, GitError> {
+        let spec = if spec.is_empty() { "HEAD" } else { spec };
+        repo.revparse_single(spec)
+            .and_then(|o| o.peel_to_commit())
+            .map(|c| c.id())
+            .map_err(|e| GitError::Revision {
+                rev: spec.to_string(),
+                message: e.message().to_string(),
+            })
+    };
+    let walk_err = git_err(format!("range {range}"));
+    if let Some((a, b)) = range.split_once("...") {
+        let (a, b) = (commit(a)?, commit(b)?);
+        walk.push(a).and_then(|_| walk.push(b)).map_err(walk_err)?;
+        // Unrelated histories have no merge base: everything on both sides.
+        if let Ok(bases) = repo.merge_bases(a, b) {
+            for base in bases.iter() {
+                walk.hide(*base)
+                    .map_err(git_err(format!("range {range}")))?;
+            }
+        }
+    } else if let Some((a, b)) = range.split_once("..") {
+        let (a, b) = (commit(a)?, commit(b)?);
+        walk.push(b).and_then(|_| walk.hide(a)).map_err(walk_err)?;
+    } else {
+        return Err(GitError::NotARange(range.to_string()));
+    }
+    Ok(())
 }
 
 /// The commit a finding is attributed to.
@@ -301,25 +352,17 @@ pub struct Change {
     pub parents: Vec<Option<Oid>>,
 }
 
-/// Commits in `range` (`BASE..HEAD`, or a single `REV` meaning `REV..HEAD`)
-/// and the paths each changed, oldest first.
-pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, GitError> {
+/// Commits in `range` (`BASE..HEAD` or `A...B`) and the paths each
+/// changed, oldest first.
+pub fn enumerate_range(repo: &Repository, range: &str) -> Result<RangeWalk, GitError> {
     let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(git_err("revwalk"))?;
-    if range.contains("..") {
-        walk.push_range(range)
-            .map_err(git_err(format!("range {range}")))?;
-    } else {
-        let base = repo
-            .revparse_single(range)
-            .map_err(git_err(format!("revision {range}")))?;
-        walk.push_head().map_err(git_err("HEAD"))?;
-        walk.hide(base.id())
-            .map_err(git_err(format!("revision {range}")))?;
-    }
+    push_range(repo, &mut walk, range)?;
     let mut changes = Vec::new();
+    let mut commits = 0;
     for (order, oid) in walk.enumerate() {
+        commits += 1;
         let oid = oid.map_err(git_err(format!("walking {range}")))?;
         let commit = repo
             .find_commit(oid)
@@ -369,7 +412,7 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<Vec<Change>, Gi
             });
         }
     }
-    Ok(changes)
+    Ok(RangeWalk { changes, commits })
 }
 
 /// Every (commit, path) in all of history where one of `wanted` appears.
