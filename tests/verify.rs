@@ -311,3 +311,57 @@ invalid = [401]
     assert_eq!(json[0]["verification"], "live");
     assert_eq!(thief.requests().len(), 1);
 }
+
+#[test]
+fn only_verified_reports_and_fails_on_live_secrets_only() {
+    let db = TestDb::sqlite();
+    let owner = ["--owner", "a@example.com", "--name", "n"];
+    let (live, _) = create_key(db.url(), &owner);
+    let (revoked, rec) = create_key(db.url(), &owner);
+    keywarden()
+        .args([
+            "keys",
+            "revoke",
+            rec["id"].as_str().unwrap(),
+            "--database-url",
+            db.url(),
+        ])
+        .assert()
+        .success();
+    let server = Server::start(db.url(), &[]);
+    let scan = |dir: &std::path::Path, flags: &[&str]| {
+        keywarden()
+            .current_dir(dir)
+            .args(["scan", ".", "-f", "json", "--verify-url", &server.base])
+            .args(flags)
+            .output()
+            .unwrap()
+    };
+    let both = temp_tree(&[
+        ("live.env", format!("KEY={live}\n").as_bytes()),
+        ("revoked.env", format!("KEY={revoked}\n").as_bytes()),
+    ]);
+    for flags in [&["--only-verified"][..], &["--verify", "--only-verified"]] {
+        let out = scan(both.path(), flags);
+        assert_eq!(out.status.code(), Some(1), "{flags:?}");
+        let json: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(json.len(), 1);
+        assert_eq!(json[0]["path"], "live.env");
+        assert_eq!(json[0]["verification"], "live");
+    }
+    // Only revoked keys: nothing to fail on, and it says what it dropped.
+    let revoked_only = temp_tree(&[("revoked.env", format!("KEY={revoked}\n").as_bytes())]);
+    let out = scan(revoked_only.path(), &["--only-verified"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{stderr}");
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), "[]");
+    assert!(
+        stderr.contains("not reporting 1 finding not verified live (1 invalid, 0 unknown, 0 without a verification)"),
+        "{stderr}"
+    );
+    // Without it, the revoked key still fails the scan.
+    assert_eq!(
+        scan(revoked_only.path(), &["--verify"]).status.code(),
+        Some(1)
+    );
+}

@@ -8,7 +8,7 @@ use clap::Args;
 use clap::builder::TypedValueParser;
 use keywarden::report::{self, Format, ReportContext};
 use keywarden::rules::{self, RuleSet};
-use keywarden::scan::{Baseline, IGNORE_FILE_NAME, ScanResult, ScanStats, Scanner};
+use keywarden::scan::{Baseline, IGNORE_FILE_NAME, Liveness, ScanResult, ScanStats, Scanner};
 use keywarden::sources::fs::WalkOptions;
 use keywarden::verify::{self, VerifyOptions};
 use std::path::{Path, PathBuf};
@@ -49,6 +49,7 @@ pub struct ScanArgs {
 
 /// Report and exit-status flags shared by the scanning commands.
 #[derive(Args, Debug, Clone)]
+#[command(group(clap::ArgGroup::new("verifying").multiple(true)))]
 pub struct ReportArgs {
     /// Report format.
     #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text",
@@ -90,17 +91,23 @@ pub struct ReportArgs {
     /// verification, e.g. OpenRouter's `GET /api/v1/key`) and mark findings
     /// live, invalid or unknown. Sends each distinct secret once, only to
     /// the rule's host (or `--verify-url`).
-    #[arg(long)]
+    #[arg(long, group = "verifying")]
     pub verify: bool,
+
+    /// Report, and fail on, only secrets the provider says are live (as
+    /// trufflehog's flag): implies --verify; invalid, unknown and
+    /// unverifiable findings are dropped, and counted on stderr.
+    #[arg(long, group = "verifying")]
+    pub only_verified: bool,
 
     /// Base URL for `--verify` instead of the rule's (default
     /// https://openrouter.ai), e.g. a gateway or a local `keywarden serve`.
-    #[arg(long, value_name = "URL", requires = "verify",
+    #[arg(long, value_name = "URL", requires = "verifying",
           value_parser = |s: &str| rules::check_base_url(s).map(|()| s.to_string()))]
     pub verify_url: Option<String>,
 
     /// Seconds each verification may take.
-    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "verify",
+    #[arg(long, value_name = "SECS", default_value_t = 5, requires = "verifying",
           value_parser = clap::value_parser!(u64).range(1..=120))]
     pub verify_timeout: u64,
 }
@@ -256,7 +263,7 @@ pub struct Prepared {
 impl Prepared {
     pub fn new(config: &ConfigArgs, root: &Path, report: &ReportArgs) -> anyhow::Result<Self> {
         let mut rule_set = load_rules(config, root)?;
-        if report.verify && config.config.is_none() {
+        if (report.verify || report.only_verified) && config.config.is_none() {
             distrust_discovered_verifiers(&mut rule_set);
         }
         let mut baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
@@ -320,7 +327,7 @@ pub fn finish_scan(
     if let Some(b) = baseline {
         result.apply_baseline(b);
     }
-    if args.verify {
+    if args.verify || args.only_verified {
         let options = VerifyOptions {
             base_url: args.verify_url.clone(),
             timeout: Duration::from_secs(args.verify_timeout),
@@ -340,6 +347,32 @@ pub fn finish_scan(
                 } else {
                     String::new()
                 }
+            );
+        }
+    }
+    if args.only_verified {
+        let before = result.findings.len();
+        let count = |l: Option<Liveness>| {
+            result
+                .findings
+                .iter()
+                .filter(|f| f.verification == l)
+                .count()
+        };
+        let (invalid, unknown, none) = (
+            count(Some(Liveness::Invalid)),
+            count(Some(Liveness::Unknown)),
+            count(None),
+        );
+        result
+            .findings
+            .retain(|f| f.verification == Some(Liveness::Live));
+        let dropped = before - result.findings.len();
+        if dropped > 0 {
+            eprintln!(
+                "keywarden: --only-verified: not reporting {dropped} finding{} not verified live \
+                 ({invalid} invalid, {unknown} unknown, {none} without a verification)",
+                if dropped == 1 { "" } else { "s" }
             );
         }
     }
