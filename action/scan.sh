@@ -47,6 +47,7 @@ case "$mode" in
         has_commit "$head" || too_shallow "the pull request ($base..$head)" "$head"
         cmd+=(--range "$base..$head")
         echo "keywarden: scanning the pull request's commits, $base..$head"
+        config_from=$base
         ;;
       push)
         before=$(event_field before)
@@ -79,7 +80,18 @@ if [ "${cmd[1]}" = history ] && ! [[ " ${cmd[*]} " == *" --range "* ]] && is_sha
   echo "::warning title=keywarden::shallow clone: only the commits present are scanned. Set 'fetch-depth: 0' on actions/checkout to scan all of history."
 fi
 
-[ -n "${INPUT_CONFIG:-}" ] && cmd+=(--config "$INPUT_CONFIG")
+# On a pull request the gate's own settings come from the base commit: a
+# pull request that adds a key cannot also switch the rule off or ignore it.
+config_note=""
+if [ -n "${INPUT_CONFIG:-}" ]; then
+  cmd+=(--config "$INPUT_CONFIG")
+elif [ -n "${config_from:-}" ]; then
+  cmd+=(--config-from "$config_from")
+  if ! git -C "$path" diff --quiet "$config_from" "$head" -- .keywarden.toml .keywardenignore; then
+    config_note="This pull request changes .keywarden.toml or .keywardenignore: this scan used the base commit's; the changes apply after merge."
+    echo "::notice title=keywarden::$config_note"
+  fi
+fi
 [ -n "${INPUT_BASELINE:-}" ] && cmd+=(--baseline "$INPUT_BASELINE")
 # shellcheck disable=SC2206 # extra flags are split on purpose
 extra=(${INPUT_ARGS:-})
@@ -91,6 +103,7 @@ findings=0
 [ -f "$work/findings.jsonl" ] && findings=$(grep -c . "$work/findings.jsonl")
 if [ -n "${GITHUB_STEP_SUMMARY:-}" ] && [ -f "$work/summary.md" ]; then
   cat "$work/summary.md" >> "$GITHUB_STEP_SUMMARY"
+  [ -z "$config_note" ] || printf '\n> %s\n' "$config_note" >> "$GITHUB_STEP_SUMMARY"
 fi
 {
   echo "findings=$findings"

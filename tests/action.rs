@@ -490,3 +490,69 @@ fn action_yml_installs_from_its_own_checkout_with_a_cached_build() {
         assert!(action["inputs"][input].is_mapping(), "input {input}");
     }
 }
+
+#[test]
+fn a_pull_request_cannot_loosen_its_own_gate_with_keywarden_toml_or_keywardenignore() {
+    let repo = GitRepo::new();
+    let k = gen_key();
+    let hash = keywarden::secret::sha256_hex(k.as_bytes());
+    let base = repo.commit(&[("README.md", Some("app\n"))], "init");
+    // The pull request adds a key, and with it settings that would hide it.
+    let head = repo.commit(
+        &[
+            ("leak.env", Some(&format!("OPENROUTER_API_KEY={k}\n"))),
+            (
+                ".keywarden.toml",
+                Some("disabled_rules = [\"openrouter-api-key\"]\n"),
+            ),
+            (
+                ".keywardenignore",
+                Some(&format!("openrouter-api-key:leak.env:{hash}\n")),
+            ),
+        ],
+        "add config, quietly",
+    );
+    let run = run_action(
+        repo.path(),
+        "pull_request",
+        pr_payload(&base, &head),
+        &NO_INSTALL,
+    );
+    let scan = run.step("Scan");
+    assert_eq!(run.outputs["findings"], "1", "{}", scan.log);
+    assert_eq!(run.step("Fail on findings").code, Some(1));
+    assert!(
+        scan.log.contains("::notice title=keywarden::This pull request changes .keywarden.toml or .keywardenignore"),
+        "{}",
+        scan.log
+    );
+    assert!(
+        run.summary.contains("the changes apply after merge"),
+        "{}",
+        run.summary
+    );
+    // The CLI has the same power: the settings of a given commit.
+    let out = keywarden()
+        .current_dir(repo.path())
+        .args(["scan", ".", "-q", "--config-from", &base])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let out = keywarden()
+        .current_dir(repo.path())
+        .args(["scan", ".", "-q"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "the head's own settings hide it"
+    );
+    let out = keywarden()
+        .current_dir(repo.path())
+        .args(["scan", ".", "-q", "--config-from", "no-such-rev"])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--config-from no-such-rev"));
+}

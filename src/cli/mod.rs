@@ -67,6 +67,12 @@ pub struct ConfigArgs {
     /// allowlist). Default: `.keywarden.toml` at the scan root, if present.
     #[arg(long, value_name = "FILE")]
     pub config: Option<PathBuf>,
+    /// Take `.keywarden.toml` and `.keywardenignore` from commit REV of the
+    /// repository (its root), not from the files on disk: a pull request
+    /// cannot then loosen the gate that checks it (the Action passes the
+    /// base commit).
+    #[arg(long, value_name = "REV", conflicts_with = "config")]
+    pub config_from: Option<String>,
 }
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h`.

@@ -135,10 +135,26 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
 /// The configuration file to use: `--config`, or `.keywarden.toml` in
 /// `root` when present.
 pub fn config_path(config: &ConfigArgs, root: &Path) -> Option<PathBuf> {
-    match &config.config {
-        Some(p) => Some(p.clone()),
-        None => root_file(root, rules::CONFIG_FILE_NAME),
+    match (&config.config, &config.config_from) {
+        (Some(p), _) => Some(p.clone()),
+        (None, Some(_)) => None,
+        (None, None) => root_file(root, rules::CONFIG_FILE_NAME),
     }
+}
+
+/// `name` at the root of commit `rev` of the repository holding `root`,
+/// as text, with the name it is shown under (`REV:name`).
+fn file_from_rev(root: &Path, rev: &str, name: &str) -> anyhow::Result<Option<(String, String)>> {
+    let dir = if root.is_dir() { root } else { Path::new(".") };
+    let Some(bytes) = keywarden::sources::git::file_at(dir, rev, name)
+        .with_context(|| format!("--config-from {rev}"))?
+    else {
+        return Ok(None);
+    };
+    let shown = format!("{rev}:{name}");
+    let text =
+        String::from_utf8(bytes).map_err(|_| anyhow::anyhow!("{shown} is not UTF-8 text"))?;
+    Ok(Some((shown, text)))
 }
 
 /// A file keywarden looks for beside what it scans (`.keywarden.toml`,
@@ -179,10 +195,30 @@ fn shown_as(root: &Path) -> (PathBuf, PathBuf) {
 
 /// The built-in rules extended by the configuration file, if any.
 pub fn load_rules(config: &ConfigArgs, root: &Path) -> anyhow::Result<RuleSet> {
-    let doc = config_path(config, root)
-        .map(|p| rules::load_file(&p))
-        .transpose()?;
+    let doc = match &config.config_from {
+        Some(rev) => file_from_rev(root, rev, rules::CONFIG_FILE_NAME)?
+            .map(|(name, text)| {
+                rules::parse_document(&name, &text, rules::RuleOrigin::File(name.clone()))
+            })
+            .transpose()?,
+        None => config_path(config, root)
+            .map(|p| rules::load_file(&p))
+            .transpose()?,
+    };
     Ok(RuleSet::with_config(doc)?)
+}
+
+/// `.keywardenignore`: from `--config-from REV`, else found beside the
+/// scan root.
+fn load_ignore_file(config: &ConfigArgs, root: &Path) -> anyhow::Result<Option<Baseline>> {
+    match &config.config_from {
+        Some(rev) => Ok(file_from_rev(root, rev, IGNORE_FILE_NAME)?
+            .map(|(name, text)| Baseline::parse_ignore_named(&name, &text))
+            .transpose()?),
+        None => Ok(root_file(root, IGNORE_FILE_NAME)
+            .map(|p| Baseline::load_ignore_file(&p))
+            .transpose()?),
+    }
 }
 
 pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
@@ -267,8 +303,7 @@ impl Prepared {
             distrust_discovered_verifiers(&mut rule_set);
         }
         let mut baseline = report.baseline.as_deref().map(Baseline::load).transpose()?;
-        if let Some(path) = root_file(root, IGNORE_FILE_NAME) {
-            let ignored = Baseline::load_ignore_file(&path)?;
+        if let Some(ignored) = load_ignore_file(config, root)? {
             baseline
                 .get_or_insert_with(Baseline::default)
                 .extend(ignored);

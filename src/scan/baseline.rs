@@ -107,6 +107,14 @@ impl Baseline {
         })
     }
 
+    /// Reads ignore-file text named `name` (e.g. `REV:.keywardenignore`).
+    pub fn parse_ignore_named(name: &str, text: &str) -> Result<Self, BaselineError> {
+        Self::parse_ignore(text).map_err(|line| BaselineError::IgnoreLine {
+            path: PathBuf::from(name),
+            line,
+        })
+    }
+
     fn parse_ignore(text: &str) -> Result<Self, usize> {
         let mut baseline = Baseline::default();
         for (i, line) in text.lines().enumerate() {

@@ -151,6 +151,29 @@ pub fn work_tree_root(path: &Path) -> Option<std::path::PathBuf> {
     repo.workdir()?.canonicalize().ok()
 }
 
+/// The file at `path` (from the root) in commit `rev` of the repository
+/// holding `repo_path`: `None` when that commit has no such file.
+pub fn file_at(repo_path: &Path, rev: &str, path: &str) -> Result<Option<Vec<u8>>, GitError> {
+    let repo = open(repo_path)?;
+    let commit = repo
+        .revparse_single(rev)
+        .and_then(|o| o.peel_to_commit())
+        .map_err(|e| GitError::Revision {
+            rev: rev.to_string(),
+            message: e.message().to_string(),
+        })?;
+    let tree = commit
+        .tree()
+        .map_err(git_err(format!("reading tree of {rev}")))?;
+    let Ok(entry) = tree.get_path(Path::new(path)) else {
+        return Ok(None);
+    };
+    let blob = repo
+        .find_blob(entry.id())
+        .map_err(git_err(format!("reading {rev}:{path}")))?;
+    Ok(Some(blob.content().to_vec()))
+}
+
 /// Commits reachable from every ref (branches, tags, remotes, stash) and
 /// HEAD, parents before children.
 fn all_commits(
