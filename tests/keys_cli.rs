@@ -25,6 +25,14 @@ fn list_json(db: &TestDb, args: &[&str]) -> Vec<Value> {
         .clone()
 }
 
+/// No key in the store, or no store at all (a refused create makes none).
+fn assert_nothing_stored(db: &TestDb) {
+    if db.sqlite_path().is_some_and(|p| !p.exists()) {
+        return;
+    }
+    assert!(list_json(db, &[]).is_empty());
+}
+
 #[test]
 fn create_prints_the_key_once_and_nothing_else_holds_it() {
     let db = TestDb::sqlite();
@@ -91,7 +99,7 @@ fn invalid_key_requests_fail_with_the_reason_and_store_nothing() {
     keys(&db, &["create", "--owner", "nobody", "--name", "x"])
         .code(2)
         .stderr(predicate::str::contains("not an email address"));
-    assert!(list_json(&db, &[]).is_empty());
+    assert_nothing_stored(&db);
 }
 
 #[test]
@@ -303,7 +311,7 @@ async fn an_owner_address_must_be_exactly_one_plain_address() {
             .code(2)
             .stderr(predicate::str::contains("exactly one plain email address"));
     }
-    assert!(list_json(&db, &[]).is_empty());
+    assert_nothing_stored(&db);
     // A plain address, even an unusual one, is kept as given.
     let (_, record) = create_key(
         db.url(),
@@ -339,7 +347,7 @@ async fn names_with_control_characters_are_refused_and_old_ones_print_escaped() 
             .stdout("")
             .stderr(predicate::str::contains("control character"));
     }
-    assert!(list_json(&db, &[]).is_empty());
+    assert_nothing_stored(&db);
     let (_, record) = create_key(db.url(), &["--owner", "a@example.com", "--name", "fine"]);
     let id = record["id"].as_str().unwrap();
     // A row written before names were checked.
@@ -368,5 +376,67 @@ async fn names_with_control_characters_are_refused_and_old_ones_print_escaped() 
     assert_eq!(
         list_json(&db, &[])[0]["name"],
         "x\u{1b}[2J\r\nforged  row  active"
+    );
+}
+
+#[test]
+fn commands_that_read_the_store_never_create_one() {
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("nope.db").display());
+    for args in [
+        vec!["keys", "list"],
+        vec!["keys", "show", "key_0123456789ab"],
+        vec!["keys", "revoke", "key_0123456789ab"],
+        vec!["keys", "rotate", "key_0123456789ab"],
+        vec!["outbox", "list"],
+        vec!["outbox", "retry", "1"],
+        vec!["outbox", "run", "--once"],
+    ] {
+        keywarden()
+            .args(&args)
+            .args(["--database-url", &url])
+            .assert()
+            .code(2)
+            .stdout("")
+            .stderr(predicate::str::contains(format!(
+                "no key store at {url}: create a key first"
+            )));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "nothing created"
+    );
+}
+
+#[test]
+fn a_serve_that_cannot_listen_leaves_nothing_behind() {
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().to_string();
+    let dir = tempfile::tempdir().unwrap();
+    let url = format!("sqlite://{}", dir.path().join("k.db").display());
+    let mail = dir.path().join("mail");
+    for (listen, admin) in [
+        (port.as_str(), "127.0.0.1:0"),
+        ("127.0.0.1:0", port.as_str()),
+    ] {
+        keywarden()
+            .args(["serve", "--listen", listen, "--admin-listen", admin])
+            .args([
+                "--database-url",
+                &url,
+                "--github-api-url",
+                "http://127.0.0.1:9",
+            ])
+            .arg("--mail-dir")
+            .arg(&mail)
+            .assert()
+            .code(2)
+            .stderr(predicate::str::contains(format!("cannot listen on {port}")));
+    }
+    assert_eq!(
+        std::fs::read_dir(dir.path()).unwrap().count(),
+        0,
+        "no store, no mail dir"
     );
 }

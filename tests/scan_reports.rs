@@ -166,7 +166,7 @@ fn sarif_report_is_what_github_code_scanning_accepts() {
         seen.push((uri.to_string(), region["startLine"].as_u64().unwrap()));
     }
     assert!(
-        seen.contains(&("docs/%C3%BCn%C3%AFcode.md".to_string(), 3)),
+        seen.contains(&("fixtures/tree/docs/%C3%BCn%C3%AFcode.md".to_string(), 3)),
         "{seen:?}"
     );
 }
@@ -177,7 +177,7 @@ fn github_format_emits_one_error_annotation_per_finding() {
     let lines: Vec<_> = text.lines().collect();
     assert_eq!(lines.len(), expected(false).len());
     assert!(lines.iter().all(|l| l.starts_with("::error file=")));
-    assert!(text.contains("::error file=.env,line=2,endLine=2,col=20,endColumn=93,title=keywarden%3A openrouter-api-key::OpenRouter API key sk-or-v1-"));
+    assert!(text.contains("::error file=fixtures/tree/.env,line=2,endLine=2,col=20,endColumn=93,title=keywarden%3A openrouter-api-key::OpenRouter API key sk-or-v1-"));
 }
 
 /// `keywarden scan -q -f FORMAT -o PATH` over the fixture tree.

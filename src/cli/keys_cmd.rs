@@ -27,10 +27,21 @@ pub struct DatabaseArgs {
 }
 
 impl DatabaseArgs {
+    /// Opens the store, creating it when it does not exist (for commands
+    /// that make keys, and `serve`).
     pub async fn open(&self) -> anyhow::Result<Arc<dyn KeyStore>> {
         keystore::open_store(&self.database_url)
             .await
             .context("cannot open the key store")
+    }
+
+    /// Opens the store only if it exists (for commands about keys already
+    /// made).
+    pub async fn open_existing(&self) -> anyhow::Result<Arc<dyn KeyStore>> {
+        match keystore::open_existing_store(&self.database_url).await {
+            Err(e @ keystore::StoreError::NoStore(_)) => Err(e.into()),
+            other => other.context("cannot open the key store"),
+        }
     }
 }
 
@@ -183,7 +194,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
                     .transpose()
                     .map_err(anyhow::Error::msg)?,
             };
-            let keys = db.open().await?.list(&filter, now).await?;
+            let keys = db.open_existing().await?.list(&filter, now).await?;
             if json {
                 let views: Vec<_> = keys.iter().map(|k| view(k, now)).collect();
                 print_json(&json!(views))?;
@@ -193,7 +204,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             Ok(0)
         }
         KeysCommand::Show { id, json, db } => {
-            let Some(key) = db.open().await?.get(&id).await? else {
+            let Some(key) = db.open_existing().await?.get(&id).await? else {
                 bail!("no key with id {id:?}");
             };
             if json {
@@ -210,7 +221,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             json,
             db,
         } => {
-            let store = db.open().await?;
+            let store = db.open_existing().await?;
             let id = match id {
                 Some(id) => id,
                 None => id_from_stdin(&*store).await?,
@@ -225,7 +236,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             json,
             db,
         } => {
-            let store = db.open().await?;
+            let store = db.open_existing().await?;
             let rotation =
                 keystore::rotate_key(&*store, &id, grace.unwrap_or(Duration::ZERO), now).await?;
             let key = String::from_utf8_lossy(rotation.key.expose()).into_owned();

@@ -119,7 +119,7 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
                 db,
             } => {
                 log.init()?;
-                let store = db.open().await?;
+                let store = db.open_existing().await?;
                 let worker = Worker::new(store, mail.config())?;
                 if once {
                     let s = worker.run_pass().await?;
@@ -144,7 +144,11 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
                 Ok(0)
             }
             OutboxCommand::List { state, json, db } => {
-                let rows = db.open().await?.list_outbox(state.as_deref()).await?;
+                let rows = db
+                    .open_existing()
+                    .await?
+                    .list_outbox(state.as_deref())
+                    .await?;
                 let mut out = std::io::stdout().lock();
                 if json {
                     serde_json::to_writer_pretty(&mut out, &rows)?;
@@ -173,7 +177,7 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
             }
             OutboxCommand::Retry { id, db } => {
                 if !db
-                    .open()
+                    .open_existing()
                     .await?
                     .retry_outbox(id, OffsetDateTime::now_utc())
                     .await?

@@ -153,26 +153,9 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         .enable_all()
         .build()?;
     runtime.block_on(async move {
-        let store = args.db.open().await?;
-        let source = match &args.github_keys_file {
-            Some(path) => KeySource::File(path.clone()),
-            None => KeySource::github(&args.github_api_url, args.github_token.clone())?,
-        };
-        let github_keys = Arc::new(GithubKeys::new(source, args.github_keys_refresh_interval));
-        // A keys file is the operator's own: a bad one stops the start.
-        // GitHub's keys load in the background (503 to reports until then).
-        if args.github_keys_file.is_some() {
-            let n = github_keys.load().await?;
-            tracing::info!(keys = n, "trusting GitHub public keys from file");
-        }
-        let worker = if args.no_mail_worker {
-            None
-        } else {
-            Some(keywarden::notify::Worker::new(
-                store.clone(),
-                args.mail.config(),
-            )?)
-        };
+        // Everything that can refuse the start without leaving anything
+        // behind comes first: flags, certificates, the listening sockets.
+        // Only then is the store opened (a new SQLite file created).
         let tls = match (&args.tls_cert, &args.tls_key) {
             (Some(cert), Some(key)) => Some(Arc::new(
                 TlsSetup::new(cert, key, args.tls_min_version)
@@ -206,6 +189,26 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                     .with_context(|| format!("cannot listen on {at} (--admin-listen)"))?,
             ),
             AdminListen::Off => None,
+        };
+        let store = args.db.open().await?;
+        let source = match &args.github_keys_file {
+            Some(path) => KeySource::File(path.clone()),
+            None => KeySource::github(&args.github_api_url, args.github_token.clone())?,
+        };
+        let github_keys = Arc::new(GithubKeys::new(source, args.github_keys_refresh_interval));
+        // A keys file is the operator's own: a bad one stops the start.
+        // GitHub's keys load in the background (503 to reports until then).
+        if args.github_keys_file.is_some() {
+            let n = github_keys.load().await?;
+            tracing::info!(keys = n, "trusting GitHub public keys from file");
+        }
+        let worker = if args.no_mail_worker {
+            None
+        } else {
+            Some(keywarden::notify::Worker::new(
+                store.clone(),
+                args.mail.config(),
+            )?)
         };
         let admin_text = match &admin {
             Some(a) => format!("admin on http://{}", a.local_addr()?),

@@ -7,6 +7,10 @@ use thiserror::Error;
 pub enum StoreError {
     #[error("unsupported database URL {0:?}: use sqlite://FILE or postgres://…")]
     UnsupportedUrl(String),
+    #[error(
+        "no key store at {0}: create a key first (keywarden keys create) or pass --database-url"
+    )]
+    NoStore(String),
     #[error("cannot create database file {path}: {source}")]
     CreateFile {
         path: String,

@@ -25,5 +25,5 @@ pub use model::{
 };
 pub use store::{
     AttemptOutcome, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail, OutboxRow,
-    Revocation, open_store, redact_url,
+    Revocation, open_existing_store, open_store, redact_url,
 };

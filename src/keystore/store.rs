@@ -212,6 +212,22 @@ pub async fn open_store(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
     }
 }
 
+/// Opens the store at `url` only if it exists: commands that read or
+/// change keys already made never leave a new, empty SQLite file behind
+/// (a mistyped `--database-url` is an error, not an empty list).
+pub async fn open_existing_store(url: &str) -> Result<Arc<dyn KeyStore>, StoreError> {
+    if url.starts_with("sqlite:") {
+        let options = <sqlx::sqlite::SqliteConnectOptions as std::str::FromStr>::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?;
+        let file = options.get_filename();
+        let in_memory = file.as_os_str().is_empty() || file.as_os_str() == ":memory:";
+        if !in_memory && !file.is_file() {
+            return Err(StoreError::NoStore(redact_url(url)));
+        }
+    }
+    open_store(url).await
+}
+
 /// The URL without a password, for messages and logs.
 pub fn redact_url(url: &str) -> String {
     match (url.find("://"), url.rfind('@')) {

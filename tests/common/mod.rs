@@ -44,7 +44,9 @@ pub fn truth() -> Vec<Planted> {
         .unwrap()
         .iter()
         .map(|k| Planted {
-            path: k["path"].as_str().unwrap().to_string(),
+            // As reported: the fixture tree lives in this repository, and
+            // paths are relative to the repository's root.
+            path: format!("fixtures/tree/{}", k["path"].as_str().unwrap()),
             line: k["line"].as_u64().unwrap(),
             column: k["column"].as_u64().unwrap(),
             key: k["key"].as_str().unwrap().to_string(),
