@@ -141,29 +141,46 @@ fn empty_repository_is_clean_not_an_error() {
 }
 
 #[test]
-fn submodules_are_skipped_with_a_note() {
+fn submodules_are_skipped_with_a_note_naming_paths_and_commits() {
     let sub = GitRepo::new();
     sub.commit(&[("s.txt", Some("sub"))], "sub");
     let repo = GitRepo::new();
     repo.commit(&[("a.txt", Some("a"))], "init");
     let url = format!("file://{}", sub.path().display());
-    repo.git(&[
-        "-c",
-        "protocol.file.allow=always",
-        "submodule",
-        "add",
-        "-q",
-        &url,
-        "vendor/sub",
-    ]);
+    let add = |path: &str| {
+        repo.git(&[
+            "-c",
+            "protocol.file.allow=always",
+            "submodule",
+            "add",
+            "-q",
+            &url,
+            path,
+        ]);
+    };
+    add("vendor/sub");
     repo.commit(&[], "add submodule");
+    // Three commits that leave vendor/ as it is: their trees share the
+    // subtree that holds the gitlink.
+    for n in 0..3 {
+        repo.commit(&[("a.txt", Some(&format!("a{n}")))], "edit");
+    }
+    add("lib/other");
+    repo.commit(&[], "add another");
     let out = keywarden()
         .args(["history"])
         .arg(repo.path())
         .output()
         .unwrap();
     assert_eq!(out.status.code(), Some(0));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("note: 1 submodule entries skipped"));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(
+            "note: submodules not scanned: 2 paths (lib/other, vendor/sub), in 5 commits; \
+             scan each submodule's own repository"
+        ),
+        "{err}"
+    );
 }
 
 #[test]

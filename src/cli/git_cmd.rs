@@ -25,6 +25,7 @@ pub enum HookCommand {
     /// Write .git/hooks/pre-commit (honours core.hooksPath) to run
     /// `keywarden staged`.
     Install {
+        /// The repository (any directory in its work tree).
         #[arg(value_name = "REPO", default_value = ".")]
         repo: PathBuf,
         /// Replace a pre-commit hook keywarden did not write.
@@ -33,6 +34,7 @@ pub enum HookCommand {
     },
     /// Remove the pre-commit hook if keywarden wrote it.
     Uninstall {
+        /// The repository (any directory in its work tree).
         #[arg(value_name = "REPO", default_value = ".")]
         repo: PathBuf,
     },

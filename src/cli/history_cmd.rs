@@ -46,7 +46,13 @@ pub struct HistoryArgs {
     pub strict: bool,
 
     /// Worker threads (default: one per core).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub threads: usize,
 
     #[command(flatten)]

@@ -65,7 +65,9 @@ pub enum KeysCommand {
     },
     /// Show one key.
     Show {
+        /// The key's id (`kw_…`, as `keys list` shows it).
         id: String,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -73,6 +75,7 @@ pub enum KeysCommand {
     },
     /// Revoke a key by id, or the key read from stdin (`--key-stdin`).
     Revoke {
+        /// The key's id (`kw_…`, as `keys list` shows it).
         #[arg(required_unless_present = "key_stdin", conflicts_with = "key_stdin")]
         id: Option<String>,
         /// Read the whole key from stdin and revoke the key with its hash.
@@ -81,6 +84,7 @@ pub enum KeysCommand {
         /// Why the key is revoked.
         #[arg(long, default_value = "revoked by operator")]
         reason: String,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -88,10 +92,12 @@ pub enum KeysCommand {
     },
     /// Replace a key with a new one of the same settings.
     Rotate {
+        /// The id of the key to replace.
         id: String,
         /// Keep the old key working this long (e.g. `1h`); default: revoke now.
         #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
         grace: Option<Duration>,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -104,6 +110,7 @@ pub enum KeysCommand {
     Import {
         /// The inventory file, or `-` for stdin.
         file: PathBuf,
+        /// Print the result as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -140,6 +147,7 @@ pub struct CreateArgs {
     /// Team (workspace) of a team key.
     #[arg(long)]
     team: Option<String>,
+    /// Print the key and its record as JSON.
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -391,10 +399,10 @@ fn state_text(r: &KeyRecord, now: OffsetDateTime) -> String {
 }
 
 fn print_table(keys: &[KeyRecord], now: OffsetDateTime) -> anyhow::Result<()> {
-    let rows: Vec<[String; 7]> = keys
+    let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
-            [
+            vec![
                 k.id.clone(),
                 k.name.clone(),
                 k.owner_email.clone(),
@@ -403,27 +411,10 @@ fn print_table(keys: &[KeyRecord], now: OffsetDateTime) -> anyhow::Result<()> {
                 state_text(k, now),
                 k.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),
             ]
-            // Rows written before names were checked may hold control
-            // characters: shown escaped, they cannot forge rows.
-            .map(|cell| keywarden::untrusted::printable(&cell).into_owned())
         })
         .collect();
-    let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"].map(String::from);
-    let mut widths = header.clone().map(|h| h.chars().count());
-    for row in &rows {
-        for (w, cell) in widths.iter_mut().zip(row) {
-            *w = (*w).max(cell.chars().count());
-        }
-    }
-    let mut out = std::io::stdout().lock();
-    for row in std::iter::once(&header).chain(&rows) {
-        let line: Vec<String> = row
-            .iter()
-            .zip(widths)
-            .map(|(cell, w)| format!("{cell:<w$}"))
-            .collect();
-        writeln!(out, "{}", line.join("  ").trim_end())?;
-    }
+    let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"];
+    super::output::write_table(&mut std::io::stdout().lock(), &header, &rows)?;
     Ok(())
 }
 

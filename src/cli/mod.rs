@@ -140,8 +140,94 @@ pub fn run() -> ExitCode {
     match result {
         Ok(code) => ExitCode::from(code),
         Err(e) => {
-            eprintln!("keywarden: error: {e:#}");
+            eprintln!("keywarden: error: {}", error_text(&e));
             ExitCode::from(EXIT_ERROR)
         }
+    }
+}
+
+/// An error and its causes, each said once, safe for a terminal. Many
+/// libraries print their source inside their own message as well as
+/// returning it as the source; a cause whose text is already in what has
+/// been said is left out, so `a: b: b` reads `a: b`.
+pub fn error_text(error: &anyhow::Error) -> String {
+    let mut said = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        let text = text.trim();
+        if text.is_empty() || said.contains(text) {
+            continue;
+        }
+        if !said.is_empty() {
+            said.push_str(": ");
+        }
+        said.push_str(text);
+    }
+    keywarden::untrusted::printable(&said).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::error_text;
+    use anyhow::Context;
+
+    /// Every flag and argument of every subcommand says what it is for.
+    #[test]
+    fn every_argument_has_help() {
+        use clap::CommandFactory;
+        fn walk(cmd: &clap::Command, path: &str, missing: &mut Vec<String>) {
+            for arg in cmd.get_arguments() {
+                let id = arg.get_id().as_str();
+                if arg.is_hide_set() || id == "help" || id == "version" {
+                    continue;
+                }
+                if arg.get_help().is_none() && arg.get_long_help().is_none() {
+                    missing.push(format!("{path} {id}"));
+                }
+            }
+            for sub in cmd.get_subcommands() {
+                if sub.get_about().is_none() && sub.get_name() != "help" {
+                    missing.push(format!("{path} {} (no about)", sub.get_name()));
+                }
+                walk(sub, &format!("{path} {}", sub.get_name()), missing);
+            }
+        }
+        let mut missing = Vec::new();
+        walk(&super::Cli::command(), "keywarden", &mut missing);
+        assert!(missing.is_empty(), "without help text: {missing:#?}");
+    }
+
+    /// A default is shown once, in words, not as clap's `[default: 0]`.
+    #[test]
+    fn defaults_are_said_once() {
+        use clap::CommandFactory;
+        let mut cmd = super::Cli::command();
+        for sub in ["scan", "history"] {
+            let help = cmd
+                .find_subcommand_mut(sub)
+                .expect("subcommand")
+                .render_help()
+                .to_string();
+            assert!(help.contains("one per core"), "{sub}: {help}");
+            assert!(!help.contains("[default: 0]"), "{sub}: {help}");
+        }
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "gone (os error 2)");
+        // A cause that repeats its source in its own text, as thiserror's
+        // `#[error("…: {0}")] X(#[from] E)` does.
+        #[derive(Debug, thiserror::Error)]
+        #[error("reading x: {0}")]
+        struct Wrap(#[source] std::io::Error);
+        let e = anyhow::Error::new(Wrap(io)).context("loading config.toml");
+        assert_eq!(
+            error_text(&e),
+            "loading config.toml: reading x: gone (os error 2)"
+        );
+        let plain: anyhow::Result<()> = Err(anyhow::anyhow!("inner\x1b[2J"));
+        let e = plain.context("outer").unwrap_err();
+        assert_eq!(error_text(&e), r"outer: inner\u{1b}[2J");
     }
 }

@@ -6,7 +6,6 @@ use anyhow::bail;
 use clap::{Args, Subcommand};
 use keywarden::keystore::rfc3339;
 use keywarden::notify::{MailConfig, Worker};
-use keywarden::untrusted::printable;
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::Duration;
@@ -89,8 +88,10 @@ pub enum OutboxCommand {
     },
     /// List queued and sent emails.
     List {
+        /// Only emails in this state.
         #[arg(long, value_parser = ["pending", "sent", "failed", "dead"])]
         state: Option<String>,
+        /// Print the list as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
@@ -98,6 +99,7 @@ pub enum OutboxCommand {
     },
     /// Make a failed or dead email due again now.
     Retry {
+        /// The email's id, as `outbox list` shows it.
         id: i64,
         #[command(flatten)]
         db: DatabaseArgs,
@@ -154,24 +156,30 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
                     serde_json::to_writer_pretty(&mut out, &rows)?;
                     writeln!(out)?;
                 } else {
-                    writeln!(
-                        out,
-                        "ID  STATE    ATTEMPTS  KEY  RECIPIENT  NEXT/SENT  LAST ERROR"
-                    )?;
-                    for r in rows {
-                        let when = r.sent_at.unwrap_or(r.next_attempt_at);
-                        writeln!(
-                            out,
-                            "{}  {}  {}  {}  {}  {}  {}",
-                            r.id,
-                            r.state,
-                            r.attempts,
-                            r.key_id,
-                            printable(&r.recipient),
-                            rfc3339(when),
-                            printable(r.last_error.as_deref().unwrap_or("-"))
-                        )?;
-                    }
+                    let rows: Vec<Vec<String>> = rows
+                        .iter()
+                        .map(|r| {
+                            vec![
+                                r.id.to_string(),
+                                r.state.clone(),
+                                r.attempts.to_string(),
+                                r.key_id.clone(),
+                                r.recipient.clone(),
+                                rfc3339(r.sent_at.unwrap_or(r.next_attempt_at)),
+                                r.last_error.clone().unwrap_or_else(|| "-".into()),
+                            ]
+                        })
+                        .collect();
+                    let header = [
+                        "ID",
+                        "STATE",
+                        "ATTEMPTS",
+                        "KEY",
+                        "RECIPIENT",
+                        "NEXT/SENT",
+                        "LAST ERROR",
+                    ];
+                    super::output::write_table(&mut out, &header, &rows)?;
                 }
                 Ok(0)
             }

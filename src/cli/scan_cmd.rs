@@ -33,12 +33,23 @@ pub struct ScanArgs {
     pub max_file_size: u64,
 
     /// Worker threads (default: one per core).
-    #[arg(long, short = 'j', value_name = "N", default_value_t = 0)]
+    #[arg(
+        long,
+        short = 'j',
+        value_name = "N",
+        default_value_t = 0,
+        hide_default_value = true
+    )]
     pub threads: usize,
 
     /// Name for stdin in reports (with `-`).
     #[arg(long, value_name = "NAME", default_value = "<stdin>")]
     pub stdin_name: String,
+
+    /// gitleaks' `--no-git`: `scan` always reads files as they are on disk
+    /// (history is `keywarden history`), so it changes nothing.
+    #[arg(long, hide = true)]
+    pub no_git: bool,
 
     #[command(flatten)]
     pub config: ConfigArgs,
@@ -53,17 +64,30 @@ pub struct ScanArgs {
 pub struct ReportArgs {
     /// Report format.
     #[arg(long, short = 'f', value_name = "FORMAT", default_value = "text",
+          alias = "report-format",
           value_parser = clap::builder::PossibleValuesParser::new(Format::NAMES)
               .map(|s| s.parse::<Format>().expect("listed format")))]
     pub format: Format,
 
     /// Write the report to FILE instead of stdout.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', value_name = "FILE", alias = "report-path")]
     pub output: Option<PathBuf>,
 
     /// Print secrets whole instead of redacted (`sk-or-v1-3fa...9c0`).
     #[arg(long)]
     pub show_secrets: bool,
+
+    /// gitleaks' `--redact[=PERCENT]`: keywarden redacts unless
+    /// --show-secrets, so it only refuses to be combined with that.
+    #[arg(long, hide = true, num_args = 0..=1, default_missing_value = "100",
+          value_name = "PERCENT", conflicts_with = "show_secrets",
+          value_parser = clap::value_parser!(u8).range(0..=100))]
+    pub redact: Option<u8>,
+
+    /// gitleaks' `-v/--verbose`: keywarden's text report already shows
+    /// each finding, so it changes nothing.
+    #[arg(long, short = 'v', hide = true)]
+    pub verbose: bool,
 
     /// Do not report findings whose fingerprint is in this earlier JSON
     /// report.
@@ -202,7 +226,7 @@ pub fn load_rules(config: &ConfigArgs, root: &Path) -> anyhow::Result<RuleSet> {
             })
             .transpose()?,
         None => config_path(config, root)
-            .map(|p| rules::load_file(&p))
+            .map(|p| rules::load_config_file(&p))
             .transpose()?,
     };
     Ok(RuleSet::with_config(doc)?)
@@ -438,13 +462,19 @@ fn summary(result: &ScanResult, stats: &ScanStats, elapsed: Duration) -> String 
     use std::sync::atomic::Ordering::Relaxed;
     let files: std::collections::HashSet<_> = result.findings.iter().map(|f| &f.path).collect();
     let s = result.suppressed;
+    let plural = |n: u64, one: &str| format!("{n} {one}{}", if n == 1 { "" } else { "s" });
+    let scanned = match stats.phase() {
+        keywarden::scan::Phase::Files => plural(stats.files.load(Relaxed), "file"),
+        _ => format!(
+            "{} of {}",
+            plural(stats.files.load(Relaxed), "blob"),
+            plural(stats.walk.listed.load(Relaxed), "commit")
+        ),
+    };
     let mut line = format!(
-        "keywarden: {} finding{} in {} file{}; scanned {} files ({}) in {:.2}s",
-        result.findings.len(),
-        if result.findings.len() == 1 { "" } else { "s" },
-        files.len(),
-        if files.len() == 1 { "" } else { "s" },
-        stats.files.load(Relaxed),
+        "keywarden: {} in {}; scanned {scanned} ({}) in {:.2}s",
+        plural(result.findings.len() as u64, "finding"),
+        plural(files.len() as u64, "file"),
         bytesize::ByteSize(stats.bytes.load(Relaxed))
             .display()
             .iec(),

@@ -20,6 +20,10 @@ pub enum StoreError {
         "database schema version {found} is newer than this keywarden knows ({known}); upgrade keywarden"
     )]
     SchemaTooNew { found: i64, known: i64 },
+    #[error("cannot open {what}: {reason}")]
+    Open { what: String, reason: String },
+    #[error("cannot reach {what}: {reason}")]
+    Unreachable { what: String, reason: String },
     #[error("database migration failed: {0}")]
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("database error: {0}")]
@@ -51,6 +55,7 @@ impl StoreError {
         matches!(
             self,
             StoreError::TimedOut(_)
+                | StoreError::Unreachable { .. }
                 | StoreError::Database(
                     sqlx::Error::Io(_)
                         | sqlx::Error::PoolTimedOut

@@ -1,6 +1,7 @@
 //! The two sqlx backends. Both speak the same SQL (`$n` placeholders,
-//! integer Unix timestamps, JSON text for lists), so one macro writes the
-//! [`KeyStore`] implementation once for each pool type.
+//! integer Unix timestamps, JSON text for lists), so one generic store,
+//! [`SqlStore`], implements [`KeyStore`] for both; a small [`Dialect`]
+//! holds what differs.
 
 use super::store::outcome_state;
 use super::store::redact_url;
@@ -9,12 +10,12 @@ use super::{
     OutboxRow, Revocation, StoreError,
 };
 use async_trait::async_trait;
+use sqlx::Connection;
+use sqlx::migrate::Migrate;
 use sqlx::migrate::Migrator;
-use sqlx::postgres::{PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
-use sqlx::{Executor, Row};
+use sqlx::postgres::{PgConnectOptions, PgConnection, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{ColumnIndex, Database, Decode, Encode, Executor, IntoArguments, Pool, Row, Type};
 use std::str::FromStr;
 use std::time::Duration;
 use time::OffsetDateTime;
@@ -63,8 +64,7 @@ fn check_schema_version(found: Option<i64>, migrator: &Migrator) -> Result<(), S
     }
 }
 
-/// Claims due outbox rows in one statement. SQLite runs one writer at a
-/// time, so the statement is atomic as it is.
+/// Claims due outbox rows in one statement.
 const SQLITE_CLAIM: &str = "UPDATE outbox SET claimed_by = $1, lease_until = $2, \
      attempts = attempts + 1 WHERE id IN (SELECT id FROM outbox WHERE state = 'pending' \
      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
@@ -75,530 +75,621 @@ const POSTGRES_CLAIM: &str = "UPDATE outbox SET claimed_by = $1, lease_until = $
      AND next_attempt_at <= $3 AND (lease_until IS NULL OR lease_until <= $3) \
      ORDER BY id LIMIT $4 FOR UPDATE SKIP LOCKED) RETURNING id";
 
-macro_rules! sql_store {
-    ($store:ident, $pool:ty, $row:ty, $backend:literal, $migrator:expr, $claim:expr) => {
-        impl $store {
-            async fn migrate(pool: &$pool) -> Result<(), StoreError> {
-                let found: Option<i64> =
-                    match sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
-                        .fetch_one(pool)
-                        .await
-                    {
-                        Ok(row) => row.try_get(0)?,
-                        // No migrations table yet: a new database.
-                        Err(sqlx::Error::Database(_)) => None,
-                        Err(e) => return Err(e.into()),
-                    };
-                check_schema_version(found, &$migrator)?;
-                $migrator.run(pool).await?;
-                Ok(())
-            }
-
-            fn record_from_row(row: &$row) -> Result<KeyRecord, StoreError> {
-                let id: String = row.try_get("id")?;
-                let hash: String = row.try_get("key_hash")?;
-                let key_type: String = row.try_get("key_type")?;
-                let scopes: String = row.try_get("scopes")?;
-                let ips: String = row.try_get("allowed_ips")?;
-                let opt_ts = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
-                    let secs: Option<i64> = row.try_get(col)?;
-                    secs.map(|s| timestamp(&id, s)).transpose()
-                };
-                Ok(KeyRecord {
-                    key_hash: KeyHash::from_hex(&hash).ok_or_else(|| corrupt(&id, "bad key hash"))?,
-                    label: row.try_get("label")?,
-                    name: row.try_get("name")?,
-                    owner_id: row.try_get("owner_id")?,
-                    owner_email: row.try_get("owner_email")?,
-                    team: row.try_get("team")?,
-                    key_type: key_type.parse().map_err(|e| corrupt(&id, e))?,
-                    scopes: serde_json::from_str(&scopes).map_err(|e| corrupt(&id, e))?,
-                    credit_limit: row.try_get("credit_limit")?,
-                    usage: row.try_get("usage")?,
-                    expires_at: opt_ts("expires_at")?,
-                    allowed_ips: serde_json::from_str(&ips).map_err(|e| corrupt(&id, e))?,
-                    created_at: timestamp(&id, row.try_get("created_at")?)?,
-                    last_used_at: opt_ts("last_used_at")?,
-                    revoked_at: opt_ts("revoked_at")?,
-                    revocation_reason: row.try_get("revocation_reason")?,
-                    id,
-                })
-            }
-
-            async fn insert_in<'e, E>(executor: E, r: &KeyRecord) -> Result<(), StoreError>
-            where
-                E: Executor<'e, Database = <$pool as PoolDatabase>::Db>,
-            {
-                let sql = format!(
-                    "INSERT INTO keys ({COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
-                );
-                let result = sqlx::query(&sql)
-                    .bind(&r.id)
-                    .bind(r.key_hash.to_hex())
-                    .bind(&r.label)
-                    .bind(&r.name)
-                    .bind(&r.owner_id)
-                    .bind(&r.owner_email)
-                    .bind(&r.team)
-                    .bind(r.key_type.as_str())
-                    .bind(json_text(&r.scopes))
-                    .bind(r.credit_limit)
-                    .bind(r.usage)
-                    .bind(r.expires_at.map(unix))
-                    .bind(json_text(&r.allowed_ips))
-                    .bind(unix(r.created_at))
-                    .bind(r.last_used_at.map(unix))
-                    .bind(r.revoked_at.map(unix))
-                    .bind(&r.revocation_reason)
-                    .execute(executor)
-                    .await;
-                match result {
-                    Ok(_) => Ok(()),
-                    Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
-                        Err(StoreError::Duplicate(r.key_hash.to_hex()))
-                    }
-                    Err(e) => Err(e.into()),
-                }
-            }
-        }
-
-        #[async_trait]
-        impl KeyStore for $store {
-            fn backend(&self) -> &'static str {
-                $backend
-            }
-
-            async fn ping(&self) -> Result<(), StoreError> {
-                sqlx::query("SELECT 1").execute(&self.pool).await?;
-                Ok(())
-            }
-
-            async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
-                match Self::insert_in(&self.pool, record).await {
-                    Err(StoreError::Duplicate(_)) => {
-                        let existing = self.find_by_hash(&record.key_hash).await?;
-                        Err(StoreError::Duplicate(
-                            existing.map(|r| r.id).unwrap_or_else(|| record.id.clone()),
-                        ))
-                    }
-                    other => other,
-                }
-            }
-
-            async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
-                let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&self.pool).await?;
-                row.as_ref().map(Self::record_from_row).transpose()
-            }
-
-            async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
-                let sql = format!("SELECT {COLUMNS} FROM keys WHERE key_hash = $1");
-                let row = sqlx::query(&sql)
-                    .bind(hash.to_hex())
-                    .fetch_optional(&self.pool)
-                    .await?;
-                row.as_ref().map(Self::record_from_row).transpose()
-            }
-
-            async fn list(
-                &self,
-                filter: &ListFilter,
-                now: OffsetDateTime,
-            ) -> Result<Vec<KeyRecord>, StoreError> {
-                let sql = format!(
-                    "SELECT {COLUMNS} FROM keys WHERE ($1 IS NULL OR owner_email = $1) \
-                     ORDER BY created_at, id"
-                );
-                let rows = sqlx::query(&sql)
-                    .bind(&filter.owner_email)
-                    .fetch_all(&self.pool)
-                    .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in &rows {
-                    let record = Self::record_from_row(row)?;
-                    if filter.state.is_none_or(|s| record.state(now) == s) {
-                        out.push(record);
-                    }
-                }
-                Ok(out)
-            }
-
-            async fn revoke(
-                &self,
-                id: &str,
-                reason: &str,
-                at: OffsetDateTime,
-            ) -> Result<Revocation, StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let updated = sqlx::query(
-                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
-                     revocation_scheduled = 0 WHERE id = $3 AND (revoked_at IS NULL \
-                     OR (revocation_scheduled = 1 AND revoked_at > $1))",
-                )
-                .bind(unix(at))
-                .bind(reason)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated == 1 {
-                    sqlx::query(RECORD_REVOCATION)
-                        .bind(id)
-                        .bind(unix(at))
-                        .bind(reason)
-                        .bind(unix(at))
-                        .execute(&mut *tx)
-                    .await?;
-                }
-                let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
-                let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
-                tx.commit().await?;
-                let record = match row {
-                    Some(row) => Self::record_from_row(&row)?,
-                    None => return Err(StoreError::NotFound(id.to_string())),
-                };
-                Ok(if updated == 1 {
-                    Revocation::Revoked(record)
-                } else {
-                    Revocation::AlreadyRevoked(record)
-                })
-            }
-
-            async fn rotate(
-                &self,
-                old_id: &str,
-                new: &KeyRecord,
-                revoke_old_at: OffsetDateTime,
-            ) -> Result<(), StoreError> {
-                let mut tx = self.pool.begin().await?;
-                let reason = format!("rotated: replaced by {}", new.id);
-                let updated = sqlx::query(
-                    "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
-                     revocation_scheduled = $4 WHERE id = $3 AND revoked_at IS NULL",
-                )
-                .bind(unix(revoke_old_at))
-                .bind(&reason)
-                .bind(old_id)
-                .bind(i64::from(revoke_old_at > new.created_at))
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                if updated != 1 {
-                    let exists = sqlx::query("SELECT id FROM keys WHERE id = $1")
-                        .bind(old_id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                        .is_some();
-                    return Err(if exists {
-                        StoreError::NotRotatable {
-                            id: old_id.to_string(),
-                            reason: "it is revoked or already being rotated".into(),
-                        }
-                    } else {
-                        StoreError::NotFound(old_id.to_string())
-                    });
-                }
-                sqlx::query(RECORD_REVOCATION)
-                .bind(old_id)
-                .bind(unix(revoke_old_at))
-                .bind(&reason)
-                .bind(unix(new.created_at))
-                .execute(&mut *tx)
-                .await?;
-                Self::insert_in(&mut *tx, new).await?;
-                tx.commit().await?;
-                Ok(())
-            }
-
-            async fn record_leaks(
-                &self,
-                reports: &[LeakReport],
-                at: OffsetDateTime,
-            ) -> Result<Vec<LeakOutcome>, StoreError> {
-                let mut outcomes = vec![LeakOutcome::Unknown; reports.len()];
-                // Which reports name our keys: a plain read, so a batch of
-                // strangers' tokens never takes the write lock.
-                let hexes: Vec<String> = reports.iter().map(|r| r.hash.to_hex()).collect();
-                let mut known: std::collections::HashMap<String, String> =
-                    std::collections::HashMap::new();
-                for chunk in hexes.chunks(LOOKUP_CHUNK) {
-                    let placeholders: Vec<String> =
-                        (1..=chunk.len()).map(|n| format!("${n}")).collect();
-                    let sql = format!(
-                        "SELECT id, key_hash FROM keys WHERE key_hash IN ({})",
-                        placeholders.join(", ")
-                    );
-                    let mut query = sqlx::query(&sql);
-                    for hex in chunk {
-                        query = query.bind(hex);
-                    }
-                    for row in query.fetch_all(&self.pool).await? {
-                        known.insert(row.try_get("key_hash")?, row.try_get("id")?);
-                    }
-                }
-                let ours: Vec<(usize, String)> = hexes
-                    .iter()
-                    .enumerate()
-                    .filter_map(|(i, hex)| known.get(hex).map(|id| (i, id.clone())))
-                    .collect();
-                if ours.is_empty() {
-                    return Ok(outcomes);
-                }
-                // One lock order for every transaction: no deadlocks between
-                // concurrent deliveries of overlapping batches.
-                let mut ours = ours;
-                ours.sort_by(|a, b| reports[a.0].hash.cmp(&reports[b.0].hash).then(a.0.cmp(&b.0)));
-                let mut tx = self.pool.begin().await?;
-                for (i, key_id) in ours {
-                    let r = &reports[i];
-                    let revoked = sqlx::query(
-                        "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
-                         revocation_scheduled = 0 WHERE key_hash = $3 AND (revoked_at IS NULL \
-                         OR (revocation_scheduled = 1 AND revoked_at > $1)) \
-                         RETURNING owner_email",
-                    )
-                    .bind(unix(at))
-                    .bind(&r.reporter)
-                    .bind(r.hash.to_hex())
-                    .fetch_optional(&mut *tx)
-                    .await?;
-                    let kind = if revoked.is_some() { "revoked" } else { "sighting" };
-                    let incident: i64 = sqlx::query(
-                        "INSERT INTO incidents (key_id, kind, reporter, token_type, url, source, \
-                         request_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
-                         RETURNING id",
-                    )
-                    .bind(&key_id)
-                    .bind(kind)
-                    .bind(&r.reporter)
-                    .bind(&r.token_type)
-                    .bind(&r.url)
-                    .bind(&r.source)
-                    .bind(&r.request_id)
-                    .bind(unix(at))
-                    .fetch_one(&mut *tx)
-                    .await?
-                    .try_get(0)?;
-                    let Some(row) = revoked else {
-                        outcomes[i] = LeakOutcome::AlreadyRevoked { key_id };
-                        continue;
-                    };
-                    let owner_email: String = row.try_get(0)?;
-                    sqlx::query(RECORD_REVOCATION)
-                        .bind(&key_id)
-                        .bind(unix(at))
-                        .bind(&r.reporter)
-                        .bind(unix(at))
-                        .execute(&mut *tx)
-                    .await?;
-                    sqlx::query(
-                        "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
-                         created_at) VALUES ($1, $2, 'key-revoked', $3, $4, $4) \
-                         ON CONFLICT (key_id, kind) DO NOTHING",
-                    )
-                    .bind(&key_id)
-                    .bind(incident)
-                    .bind(&owner_email)
-                    .bind(unix(at))
-                    .execute(&mut *tx)
-                    .await?;
-                    outcomes[i] = LeakOutcome::Revoked { key_id };
-                }
-                tx.commit().await?;
-                Ok(outcomes)
-            }
-
-            async fn outbox_depth(&self) -> Result<i64, StoreError> {
-                let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
-                    .fetch_one(&self.pool)
-                    .await?;
-                Ok(row.try_get(0)?)
-            }
-
-            async fn claim_outbox(
-                &self,
-                worker: &str,
-                now: OffsetDateTime,
-                lease_until: OffsetDateTime,
-                limit: i64,
-            ) -> Result<Vec<OutboxEmail>, StoreError> {
-                let ids: Vec<i64> = sqlx::query($claim)
-                    .bind(worker)
-                    .bind(unix(lease_until))
-                    .bind(unix(now))
-                    .bind(limit)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<_, _>>()?;
-                let mut emails = Vec::with_capacity(ids.len());
-                for id in ids {
-                    let row = sqlx::query(
-                        "SELECT o.kind, o.recipient, o.attempts, o.key_id, i.url, i.source, \
-                         i.reporter, i.reported_at FROM outbox o \
-                         JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1",
-                    )
-                    .bind(id)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    let key_id: String = row.try_get("key_id")?;
-                    let key = self
-                        .get(&key_id)
-                        .await?
-                        .ok_or_else(|| corrupt(&key_id, "outbox row names a missing key"))?;
-                    emails.push(OutboxEmail {
-                        id,
-                        kind: row.try_get("kind")?,
-                        recipient: row.try_get("recipient")?,
-                        attempts: row.try_get("attempts")?,
-                        url: row.try_get("url")?,
-                        source: row.try_get("source")?,
-                        reporter: row.try_get("reporter")?,
-                        reported_at: timestamp(&key_id, row.try_get("reported_at")?)?,
-                        key,
-                    });
-                }
-                Ok(emails)
-            }
-
-            async fn finish_outbox(
-                &self,
-                id: i64,
-                worker: &str,
-                outcome: &AttemptOutcome,
-                error: Option<&str>,
-                now: OffsetDateTime,
-            ) -> Result<bool, StoreError> {
-                let next = match outcome {
-                    AttemptOutcome::Retry(at) => unix(*at),
-                    _ => unix(now),
-                };
-                let sent_at = matches!(outcome, AttemptOutcome::Sent).then(|| unix(now));
-                let mut tx = self.pool.begin().await?;
-                let updated = sqlx::query(
-                    "UPDATE outbox SET state = $1, next_attempt_at = $2, \
-                     last_error = COALESCE($3, last_error), sent_at = $4, claimed_by = NULL, \
-                     lease_until = NULL WHERE id = $5 AND claimed_by = $6 AND state = 'pending'",
-                )
-                .bind(outcome_state(outcome))
-                .bind(next)
-                .bind(error)
-                .bind(sent_at)
-                .bind(id)
-                .bind(worker)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected();
-                sqlx::query(
-                    "INSERT INTO outbox_attempts (outbox_id, attempt, worker, finished_at, \
-                     outcome, error) VALUES ($1, (SELECT attempts FROM outbox WHERE id = $1), \
-                     $2, $3, $4, $5)",
-                )
-                .bind(id)
-                .bind(worker)
-                .bind(unix(now))
-                .bind(if updated == 1 { outcome_state(outcome) } else { "lease-lost" })
-                .bind(error)
-                .execute(&mut *tx)
-                .await?;
-                tx.commit().await?;
-                Ok(updated == 1)
-            }
-
-            async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
-                let rows = sqlx::query(
-                    "SELECT id, key_id, kind, recipient, state, attempts, next_attempt_at, \
-                     last_error, created_at, sent_at FROM outbox \
-                     WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC",
-                )
-                .bind(state)
-                .fetch_all(&self.pool)
-                .await?;
-                let mut out = Vec::with_capacity(rows.len());
-                for row in rows {
-                    let id: i64 = row.try_get("id")?;
-                    let key_id: String = row.try_get("key_id")?;
-                    let errors = sqlx::query(
-                        "SELECT error FROM outbox_attempts WHERE outbox_id = $1 \
-                         AND error IS NOT NULL ORDER BY id",
-                    )
-                    .bind(id)
-                    .fetch_all(&self.pool)
-                    .await?
-                    .iter()
-                    .map(|r| r.try_get(0))
-                    .collect::<Result<Vec<String>, _>>()?;
-                    let sent: Option<i64> = row.try_get("sent_at")?;
-                    out.push(OutboxRow {
-                        id,
-                        kind: row.try_get("kind")?,
-                        recipient: row.try_get("recipient")?,
-                        state: row.try_get("state")?,
-                        attempts: row.try_get("attempts")?,
-                        next_attempt_at: timestamp(&key_id, row.try_get("next_attempt_at")?)?,
-                        last_error: row.try_get("last_error")?,
-                        created_at: timestamp(&key_id, row.try_get("created_at")?)?,
-                        sent_at: sent.map(|s| timestamp(&key_id, s)).transpose()?,
-                        errors,
-                        key_id,
-                    });
-                }
-                Ok(out)
-            }
-
-            async fn retry_outbox(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
-                let updated = sqlx::query(
-                    "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, \
-                     claimed_by = NULL, lease_until = NULL WHERE id = $2 AND state <> 'sent'",
-                )
-                .bind(unix(now))
-                .bind(id)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-                Ok(updated == 1)
-            }
-
-            async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
-                let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state")
-                    .fetch_all(&self.pool)
-                    .await?;
-                rows.iter()
-                    .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
-                    .collect()
-            }
-
-            async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
-                sqlx::query("UPDATE keys SET last_used_at = $1 WHERE id = $2")
-                    .bind(unix(at))
-                    .bind(id)
-                    .execute(&self.pool)
-                    .await?;
-                Ok(())
-            }
-        }
-    };
+/// What differs between the two SQL backends. Everything else — every
+/// statement but one, the row mapping, the transactions — is
+/// [`SqlStore`]'s, written once for both.
+pub trait Dialect: Send + Sync + 'static {
+    type Db: Database;
+    /// The name `KeyStore::backend` gives.
+    const BACKEND: &'static str;
+    /// The statement that claims due outbox rows (`$1` worker, `$2` lease
+    /// end, `$3` now, `$4` limit), returning their ids.
+    const CLAIM: &'static str;
+    fn migrator() -> &'static Migrator;
+    /// How many rows a statement changed.
+    fn rows_affected(result: <Self::Db as Database>::QueryResult) -> u64;
 }
 
-/// Maps a pool type to its database, for the macro's executor bounds.
-trait PoolDatabase {
-    type Db: sqlx::Database;
-}
-impl PoolDatabase for SqlitePool {
+/// The embedded backend.
+pub struct Sqlite;
+
+impl Dialect for Sqlite {
     type Db = sqlx::Sqlite;
+    const BACKEND: &'static str = "sqlite";
+    // SQLite runs one writer at a time, so the statement is atomic as it is.
+    const CLAIM: &'static str = SQLITE_CLAIM;
+    fn migrator() -> &'static Migrator {
+        &SQLITE_MIGRATOR
+    }
+    fn rows_affected(result: sqlx::sqlite::SqliteQueryResult) -> u64 {
+        result.rows_affected()
+    }
 }
-impl PoolDatabase for PgPool {
+
+/// The shared backend, for several responder replicas.
+pub struct Postgres;
+
+impl Dialect for Postgres {
     type Db = sqlx::Postgres;
+    const BACKEND: &'static str = "postgres";
+    const CLAIM: &'static str = POSTGRES_CLAIM;
+    fn migrator() -> &'static Migrator {
+        &POSTGRES_MIGRATOR
+    }
+    fn rows_affected(result: sqlx::postgres::PgQueryResult) -> u64 {
+        result.rows_affected()
+    }
+}
+
+/// A key store on one sqlx pool of dialect `D`.
+pub struct SqlStore<D: Dialect> {
+    pool: Pool<D::Db>,
 }
 
 /// The embedded store: one SQLite file in WAL mode, created 0600.
-pub struct SqliteStore {
-    pool: SqlitePool,
+pub type SqliteStore = SqlStore<Sqlite>;
+/// The shared store: PostgreSQL.
+pub type PostgresStore = SqlStore<Postgres>;
+
+impl<D: Dialect> SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Connection: Migrate,
+    for<'q> String: Encode<'q, D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db>,
+    for<'q> i64: Encode<'q, D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db>,
+    for<'q> f64: Encode<'q, D::Db>,
+    for<'q> Option<f64>: Encode<'q, D::Db>,
+    String: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    str: Type<D::Db>,
+    i64: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    f64: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    for<'a> &'a str: ColumnIndex<<D::Db as Database>::Row>,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+{
+    async fn migrate(pool: &Pool<D::Db>) -> Result<(), StoreError> {
+        let found: Option<i64> = match sqlx::query("SELECT MAX(version) FROM _sqlx_migrations")
+            .fetch_one(pool)
+            .await
+        {
+            Ok(row) => row.try_get(0)?,
+            // No migrations table yet: a new database.
+            Err(sqlx::Error::Database(_)) => None,
+            Err(e) => return Err(e.into()),
+        };
+        check_schema_version(found, D::migrator())?;
+        D::migrator().run(pool).await?;
+        Ok(())
+    }
+
+    fn record_from_row(row: &<D::Db as Database>::Row) -> Result<KeyRecord, StoreError> {
+        let id: String = row.try_get("id")?;
+        let hash: String = row.try_get("key_hash")?;
+        let key_type: String = row.try_get("key_type")?;
+        let scopes: String = row.try_get("scopes")?;
+        let ips: String = row.try_get("allowed_ips")?;
+        let opt_ts = |col: &str| -> Result<Option<OffsetDateTime>, StoreError> {
+            let secs: Option<i64> = row.try_get(col)?;
+            secs.map(|s| timestamp(&id, s)).transpose()
+        };
+        Ok(KeyRecord {
+            key_hash: KeyHash::from_hex(&hash).ok_or_else(|| corrupt(&id, "bad key hash"))?,
+            label: row.try_get("label")?,
+            name: row.try_get("name")?,
+            owner_id: row.try_get("owner_id")?,
+            owner_email: row.try_get("owner_email")?,
+            team: row.try_get("team")?,
+            key_type: key_type.parse().map_err(|e| corrupt(&id, e))?,
+            scopes: serde_json::from_str(&scopes).map_err(|e| corrupt(&id, e))?,
+            credit_limit: row.try_get("credit_limit")?,
+            usage: row.try_get("usage")?,
+            expires_at: opt_ts("expires_at")?,
+            allowed_ips: serde_json::from_str(&ips).map_err(|e| corrupt(&id, e))?,
+            created_at: timestamp(&id, row.try_get("created_at")?)?,
+            last_used_at: opt_ts("last_used_at")?,
+            revoked_at: opt_ts("revoked_at")?,
+            revocation_reason: row.try_get("revocation_reason")?,
+            id,
+        })
+    }
+
+    async fn insert_in<'e, E>(executor: E, r: &KeyRecord) -> Result<(), StoreError>
+    where
+        E: Executor<'e, Database = D::Db>,
+    {
+        let sql = format!(
+            "INSERT INTO keys ({COLUMNS}) VALUES \
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+        );
+        let result = sqlx::query(&sql)
+            .bind(&r.id)
+            .bind(r.key_hash.to_hex())
+            .bind(&r.label)
+            .bind(&r.name)
+            .bind(&r.owner_id)
+            .bind(&r.owner_email)
+            .bind(&r.team)
+            .bind(r.key_type.as_str())
+            .bind(json_text(&r.scopes))
+            .bind(r.credit_limit)
+            .bind(r.usage)
+            .bind(r.expires_at.map(unix))
+            .bind(json_text(&r.allowed_ips))
+            .bind(unix(r.created_at))
+            .bind(r.last_used_at.map(unix))
+            .bind(r.revoked_at.map(unix))
+            .bind(&r.revocation_reason)
+            .execute(executor)
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(sqlx::Error::Database(e)) if e.is_unique_violation() => {
+                Err(StoreError::Duplicate(r.key_hash.to_hex()))
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
 }
 
-impl SqliteStore {
+#[async_trait]
+impl<D: Dialect> KeyStore for SqlStore<D>
+where
+    for<'c> &'c mut <D::Db as Database>::Connection: Executor<'c, Database = D::Db>,
+    for<'q> <D::Db as Database>::Arguments<'q>: IntoArguments<'q, D::Db>,
+    <D::Db as Database>::Connection: Migrate,
+    for<'q> String: Encode<'q, D::Db>,
+    for<'q> Option<String>: Encode<'q, D::Db>,
+    for<'q> &'q str: Encode<'q, D::Db>,
+    for<'q> Option<&'q str>: Encode<'q, D::Db>,
+    for<'q> i64: Encode<'q, D::Db>,
+    for<'q> Option<i64>: Encode<'q, D::Db>,
+    for<'q> f64: Encode<'q, D::Db>,
+    for<'q> Option<f64>: Encode<'q, D::Db>,
+    String: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    str: Type<D::Db>,
+    i64: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    f64: Type<D::Db> + for<'r> Decode<'r, D::Db>,
+    for<'a> &'a str: ColumnIndex<<D::Db as Database>::Row>,
+    usize: ColumnIndex<<D::Db as Database>::Row>,
+{
+    fn backend(&self) -> &'static str {
+        D::BACKEND
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    async fn insert(&self, record: &KeyRecord) -> Result<(), StoreError> {
+        match Self::insert_in(&self.pool, record).await {
+            Err(StoreError::Duplicate(_)) => {
+                let existing = self.find_by_hash(&record.key_hash).await?;
+                Err(StoreError::Duplicate(
+                    existing.map(|r| r.id).unwrap_or_else(|| record.id.clone()),
+                ))
+            }
+            other => other,
+        }
+    }
+
+    async fn get(&self, id: &str) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::record_from_row).transpose()
+    }
+
+    async fn find_by_hash(&self, hash: &KeyHash) -> Result<Option<KeyRecord>, StoreError> {
+        let sql = format!("SELECT {COLUMNS} FROM keys WHERE key_hash = $1");
+        let row = sqlx::query(&sql)
+            .bind(hash.to_hex())
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::record_from_row).transpose()
+    }
+
+    async fn list(
+        &self,
+        filter: &ListFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM keys WHERE ($1 IS NULL OR owner_email = $1) \
+                     ORDER BY created_at, id"
+        );
+        let rows = sqlx::query(&sql)
+            .bind(&filter.owner_email)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in &rows {
+            let record = Self::record_from_row(row)?;
+            if filter.state.is_none_or(|s| record.state(now) == s) {
+                out.push(record);
+            }
+        }
+        Ok(out)
+    }
+
+    async fn revoke(
+        &self,
+        id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<Revocation, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let updated = D::rows_affected(
+            sqlx::query(
+                "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                     revocation_scheduled = 0 WHERE id = $3 AND (revoked_at IS NULL \
+                     OR (revocation_scheduled = 1 AND revoked_at > $1))",
+            )
+            .bind(unix(at))
+            .bind(reason)
+            .bind(id)
+            .execute(&mut *tx)
+            .await?,
+        );
+        if updated == 1 {
+            sqlx::query(RECORD_REVOCATION)
+                .bind(id)
+                .bind(unix(at))
+                .bind(reason)
+                .bind(unix(at))
+                .execute(&mut *tx)
+                .await?;
+        }
+        let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
+        let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
+        tx.commit().await?;
+        let record = match row {
+            Some(row) => Self::record_from_row(&row)?,
+            None => return Err(StoreError::NotFound(id.to_string())),
+        };
+        Ok(if updated == 1 {
+            Revocation::Revoked(record)
+        } else {
+            Revocation::AlreadyRevoked(record)
+        })
+    }
+
+    async fn rotate(
+        &self,
+        old_id: &str,
+        new: &KeyRecord,
+        revoke_old_at: OffsetDateTime,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let reason = format!("rotated: replaced by {}", new.id);
+        let updated = D::rows_affected(
+            sqlx::query(
+                "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                     revocation_scheduled = $4 WHERE id = $3 AND revoked_at IS NULL",
+            )
+            .bind(unix(revoke_old_at))
+            .bind(&reason)
+            .bind(old_id)
+            .bind(i64::from(revoke_old_at > new.created_at))
+            .execute(&mut *tx)
+            .await?,
+        );
+        if updated != 1 {
+            let exists = sqlx::query("SELECT id FROM keys WHERE id = $1")
+                .bind(old_id)
+                .fetch_optional(&mut *tx)
+                .await?
+                .is_some();
+            return Err(if exists {
+                StoreError::NotRotatable {
+                    id: old_id.to_string(),
+                    reason: "it is revoked or already being rotated".into(),
+                }
+            } else {
+                StoreError::NotFound(old_id.to_string())
+            });
+        }
+        sqlx::query(RECORD_REVOCATION)
+            .bind(old_id)
+            .bind(unix(revoke_old_at))
+            .bind(&reason)
+            .bind(unix(new.created_at))
+            .execute(&mut *tx)
+            .await?;
+        Self::insert_in(&mut *tx, new).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn record_leaks(
+        &self,
+        reports: &[LeakReport],
+        at: OffsetDateTime,
+    ) -> Result<Vec<LeakOutcome>, StoreError> {
+        let mut outcomes = vec![LeakOutcome::Unknown; reports.len()];
+        // Which reports name our keys: a plain read, so a batch of
+        // strangers' tokens never takes the write lock.
+        let hexes: Vec<String> = reports.iter().map(|r| r.hash.to_hex()).collect();
+        let mut known: std::collections::HashMap<String, String> = std::collections::HashMap::new();
+        for chunk in hexes.chunks(LOOKUP_CHUNK) {
+            let placeholders: Vec<String> = (1..=chunk.len()).map(|n| format!("${n}")).collect();
+            let sql = format!(
+                "SELECT id, key_hash FROM keys WHERE key_hash IN ({})",
+                placeholders.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for hex in chunk {
+                query = query.bind(hex);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                known.insert(row.try_get("key_hash")?, row.try_get("id")?);
+            }
+        }
+        let ours: Vec<(usize, String)> = hexes
+            .iter()
+            .enumerate()
+            .filter_map(|(i, hex)| known.get(hex).map(|id| (i, id.clone())))
+            .collect();
+        if ours.is_empty() {
+            return Ok(outcomes);
+        }
+        // One lock order for every transaction: no deadlocks between
+        // concurrent deliveries of overlapping batches.
+        let mut ours = ours;
+        ours.sort_by(|a, b| {
+            reports[a.0]
+                .hash
+                .cmp(&reports[b.0].hash)
+                .then(a.0.cmp(&b.0))
+        });
+        let mut tx = self.pool.begin().await?;
+        for (i, key_id) in ours {
+            let r = &reports[i];
+            let revoked = sqlx::query(
+                "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+                         revocation_scheduled = 0 WHERE key_hash = $3 AND (revoked_at IS NULL \
+                         OR (revocation_scheduled = 1 AND revoked_at > $1)) \
+                         RETURNING owner_email",
+            )
+            .bind(unix(at))
+            .bind(&r.reporter)
+            .bind(r.hash.to_hex())
+            .fetch_optional(&mut *tx)
+            .await?;
+            let kind = if revoked.is_some() {
+                "revoked"
+            } else {
+                "sighting"
+            };
+            let incident: i64 = sqlx::query(
+                "INSERT INTO incidents (key_id, kind, reporter, token_type, url, source, \
+                         request_id, reported_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
+                         RETURNING id",
+            )
+            .bind(&key_id)
+            .bind(kind)
+            .bind(&r.reporter)
+            .bind(&r.token_type)
+            .bind(&r.url)
+            .bind(&r.source)
+            .bind(&r.request_id)
+            .bind(unix(at))
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get(0)?;
+            let Some(row) = revoked else {
+                outcomes[i] = LeakOutcome::AlreadyRevoked { key_id };
+                continue;
+            };
+            let owner_email: String = row.try_get(0)?;
+            sqlx::query(RECORD_REVOCATION)
+                .bind(&key_id)
+                .bind(unix(at))
+                .bind(&r.reporter)
+                .bind(unix(at))
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query(
+                "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
+                         created_at) VALUES ($1, $2, 'key-revoked', $3, $4, $4) \
+                         ON CONFLICT (key_id, kind) DO NOTHING",
+            )
+            .bind(&key_id)
+            .bind(incident)
+            .bind(&owner_email)
+            .bind(unix(at))
+            .execute(&mut *tx)
+            .await?;
+            outcomes[i] = LeakOutcome::Revoked { key_id };
+        }
+        tx.commit().await?;
+        Ok(outcomes)
+    }
+
+    async fn outbox_depth(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM outbox WHERE state = 'pending'")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    async fn claim_outbox(
+        &self,
+        worker: &str,
+        now: OffsetDateTime,
+        lease_until: OffsetDateTime,
+        limit: i64,
+    ) -> Result<Vec<OutboxEmail>, StoreError> {
+        let ids: Vec<i64> = sqlx::query(D::CLAIM)
+            .bind(worker)
+            .bind(unix(lease_until))
+            .bind(unix(now))
+            .bind(limit)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<_, _>>()?;
+        let mut emails = Vec::with_capacity(ids.len());
+        for id in ids {
+            let row = sqlx::query(
+                "SELECT o.kind, o.recipient, o.attempts, o.key_id, i.url, i.source, \
+                         i.reporter, i.reported_at FROM outbox o \
+                         JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1",
+            )
+            .bind(id)
+            .fetch_one(&self.pool)
+            .await?;
+            let key_id: String = row.try_get("key_id")?;
+            let key = self
+                .get(&key_id)
+                .await?
+                .ok_or_else(|| corrupt(&key_id, "outbox row names a missing key"))?;
+            emails.push(OutboxEmail {
+                id,
+                kind: row.try_get("kind")?,
+                recipient: row.try_get("recipient")?,
+                attempts: row.try_get("attempts")?,
+                url: row.try_get("url")?,
+                source: row.try_get("source")?,
+                reporter: row.try_get("reporter")?,
+                reported_at: timestamp(&key_id, row.try_get("reported_at")?)?,
+                key,
+            });
+        }
+        Ok(emails)
+    }
+
+    async fn finish_outbox(
+        &self,
+        id: i64,
+        worker: &str,
+        outcome: &AttemptOutcome,
+        error: Option<&str>,
+        now: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let next = match outcome {
+            AttemptOutcome::Retry(at) => unix(*at),
+            _ => unix(now),
+        };
+        let sent_at = matches!(outcome, AttemptOutcome::Sent).then(|| unix(now));
+        let mut tx = self.pool.begin().await?;
+        let updated = D::rows_affected(
+            sqlx::query(
+                "UPDATE outbox SET state = $1, next_attempt_at = $2, \
+                     last_error = COALESCE($3, last_error), sent_at = $4, claimed_by = NULL, \
+                     lease_until = NULL WHERE id = $5 AND claimed_by = $6 AND state = 'pending'",
+            )
+            .bind(outcome_state(outcome))
+            .bind(next)
+            .bind(error)
+            .bind(sent_at)
+            .bind(id)
+            .bind(worker)
+            .execute(&mut *tx)
+            .await?,
+        );
+        sqlx::query(
+            "INSERT INTO outbox_attempts (outbox_id, attempt, worker, finished_at, \
+                     outcome, error) VALUES ($1, (SELECT attempts FROM outbox WHERE id = $1), \
+                     $2, $3, $4, $5)",
+        )
+        .bind(id)
+        .bind(worker)
+        .bind(unix(now))
+        .bind(if updated == 1 {
+            outcome_state(outcome)
+        } else {
+            "lease-lost"
+        })
+        .bind(error)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(updated == 1)
+    }
+
+    async fn list_outbox(&self, state: Option<&str>) -> Result<Vec<OutboxRow>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, key_id, kind, recipient, state, attempts, next_attempt_at, \
+                     last_error, created_at, sent_at FROM outbox \
+                     WHERE ($1 IS NULL OR state = $1) ORDER BY id DESC",
+        )
+        .bind(state)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for row in rows {
+            let id: i64 = row.try_get("id")?;
+            let key_id: String = row.try_get("key_id")?;
+            let errors = sqlx::query(
+                "SELECT error FROM outbox_attempts WHERE outbox_id = $1 \
+                         AND error IS NOT NULL ORDER BY id",
+            )
+            .bind(id)
+            .fetch_all(&self.pool)
+            .await?
+            .iter()
+            .map(|r| r.try_get(0))
+            .collect::<Result<Vec<String>, _>>()?;
+            let sent: Option<i64> = row.try_get("sent_at")?;
+            out.push(OutboxRow {
+                id,
+                kind: row.try_get("kind")?,
+                recipient: row.try_get("recipient")?,
+                state: row.try_get("state")?,
+                attempts: row.try_get("attempts")?,
+                next_attempt_at: timestamp(&key_id, row.try_get("next_attempt_at")?)?,
+                last_error: row.try_get("last_error")?,
+                created_at: timestamp(&key_id, row.try_get("created_at")?)?,
+                sent_at: sent.map(|s| timestamp(&key_id, s)).transpose()?,
+                errors,
+                key_id,
+            });
+        }
+        Ok(out)
+    }
+
+    async fn retry_outbox(&self, id: i64, now: OffsetDateTime) -> Result<bool, StoreError> {
+        let updated = D::rows_affected(
+            sqlx::query(
+                "UPDATE outbox SET state = 'pending', attempts = 0, next_attempt_at = $1, \
+                     claimed_by = NULL, lease_until = NULL WHERE id = $2 AND state <> 'sent'",
+            )
+            .bind(unix(now))
+            .bind(id)
+            .execute(&self.pool)
+            .await?,
+        );
+        Ok(updated == 1)
+    }
+
+    async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError> {
+        let rows = sqlx::query("SELECT state, COUNT(*) FROM outbox GROUP BY state")
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
+    async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError> {
+        sqlx::query("UPDATE keys SET last_used_at = $1 WHERE id = $2")
+            .bind(unix(at))
+            .bind(id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+impl SqlStore<Sqlite> {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
         let options = SqliteConnectOptions::from_str(url)
             .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?
@@ -607,13 +698,36 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(Duration::from_secs(10))
             .foreign_keys(true);
-        create_private_file(options.get_filename())?;
+        let file = options.get_filename().to_path_buf();
+        create_private_file(&file)?;
         let pool = SqlitePoolOptions::new()
             .max_connections(8)
             .connect_with(options)
-            .await?;
+            .await
+            .map_err(|e| sqlite_open_error(&file, e))?;
         Self::migrate(&pool).await?;
-        Ok(SqliteStore { pool })
+        Ok(SqlStore { pool })
+    }
+}
+
+/// Why SQLite could not open `file`, in words: its own message without
+/// sqlx's wrapping, and what its "cannot open" usually means.
+fn sqlite_open_error(file: &std::path::Path, error: sqlx::Error) -> StoreError {
+    let sqlx::Error::Database(db) = &error else {
+        return error.into();
+    };
+    let mut reason = db.message().to_string();
+    // SQLITE_CANTOPEN (14), as a primary or extended code.
+    if db
+        .code()
+        .and_then(|c| c.parse::<u32>().ok())
+        .is_some_and(|c| c & 0xff == 14)
+    {
+        reason.push_str(" (a directory, or a file whose directory is missing or not writable)");
+    }
+    StoreError::Open {
+        what: format!("SQLite database {}", file.display()),
+        reason,
     }
 }
 
@@ -637,39 +751,73 @@ fn create_private_file(path: &std::path::Path) -> Result<(), StoreError> {
     }
 }
 
-/// The shared store: PostgreSQL, for several responder replicas.
-pub struct PostgresStore {
-    pool: PgPool,
-}
-
-impl PostgresStore {
+impl SqlStore<Postgres> {
     pub async fn open(url: &str) -> Result<Self, StoreError> {
+        let options = PgConnectOptions::from_str(url)
+            .map_err(|_| StoreError::UnsupportedUrl(redact_url(url)))?;
+        let shown = format!("PostgreSQL at {}", redact_url(url));
+        // One connection first, to say at once why the server cannot be
+        // used ("connection refused", a wrong password, no such database):
+        // the pool would only say that it timed out, after its timeout.
+        match tokio::time::timeout(
+            POSTGRES_CONNECT_TIMEOUT,
+            PgConnection::connect_with(&options),
+        )
+        .await
+        {
+            Err(_) => {
+                return Err(StoreError::Unreachable {
+                    what: shown,
+                    reason: format!("no answer within {POSTGRES_CONNECT_TIMEOUT:?}"),
+                });
+            }
+            Ok(Err(e)) => return Err(connect_error(shown, &e)),
+            Ok(Ok(conn)) => {
+                let _ = conn.close().await;
+            }
+        }
         // A request waits at most this long for a connection: when the
         // server is down, callers get "unavailable" (503, GitHub retries)
         // within GitHub's delivery timeout rather than hanging.
         let pool = PgPoolOptions::new()
             .max_connections(16)
             .acquire_timeout(Duration::from_secs(3))
-            .connect(url)
+            .connect_with(options)
             .await?;
         Self::migrate(&pool).await?;
-        Ok(PostgresStore { pool })
+        Ok(SqlStore { pool })
     }
 }
 
-sql_store!(
-    SqliteStore,
-    SqlitePool,
-    sqlx::sqlite::SqliteRow,
-    "sqlite",
-    SQLITE_MIGRATOR,
-    SQLITE_CLAIM
-);
-sql_store!(
-    PostgresStore,
-    PgPool,
-    sqlx::postgres::PgRow,
-    "postgres",
-    POSTGRES_MIGRATOR,
-    POSTGRES_CLAIM
-);
+/// How long `open` waits for PostgreSQL's first connection.
+const POSTGRES_CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// A failed first connection to `what`, in words without sqlx's wrapping:
+/// unreachable (the network, TLS) or refused by the server (a wrong
+/// password, no such database).
+fn connect_error(what: String, error: &sqlx::Error) -> StoreError {
+    use std::io::ErrorKind;
+    let reason = match error {
+        sqlx::Error::Io(io) => match io.kind() {
+            ErrorKind::ConnectionRefused => "connection refused".into(),
+            ErrorKind::TimedOut => "connection timed out".into(),
+            ErrorKind::HostUnreachable => "host unreachable".into(),
+            ErrorKind::NetworkUnreachable => "network unreachable".into(),
+            _ => io.to_string(),
+        },
+        sqlx::Error::Tls(tls) => format!("TLS: {tls}"),
+        sqlx::Error::Database(db) => {
+            return StoreError::Open {
+                what,
+                reason: db.message().to_string(),
+            };
+        }
+        other => {
+            return StoreError::Open {
+                what,
+                reason: other.to_string(),
+            };
+        }
+    };
+    StoreError::Unreachable { what, reason }
+}

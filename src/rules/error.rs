@@ -8,9 +8,11 @@ use thiserror::Error;
 #[derive(Debug, Error)]
 pub enum RuleError {
     /// The file could not be read at all.
-    #[error("{path}: cannot read rule file: {source}")]
+    #[error("{path}: cannot read {what}: {source}")]
     Read {
         path: PathBuf,
+        /// "rule file" or "configuration file".
+        what: &'static str,
         #[source]
         source: std::io::Error,
     },

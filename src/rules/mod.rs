@@ -99,10 +99,20 @@ pub fn parse_document(name: &str, text: &str, origin: RuleOrigin) -> Result<Docu
     })
 }
 
-/// Reads, parses and checks a rule or configuration file.
+/// Reads, parses and checks a rule file.
 pub fn load_file(path: &Path) -> Result<Document, RuleError> {
+    load(path, "rule file")
+}
+
+/// Reads, parses and checks a configuration file (`.keywarden.toml`).
+pub fn load_config_file(path: &Path) -> Result<Document, RuleError> {
+    load(path, "configuration file")
+}
+
+fn load(path: &Path, what: &'static str) -> Result<Document, RuleError> {
     let text = std::fs::read_to_string(path).map_err(|source| RuleError::Read {
         path: path.to_path_buf(),
+        what,
         source,
     })?;
     let name = path.display().to_string();

@@ -3,7 +3,7 @@
 //! where the blob appears.
 
 use super::finding::fingerprint;
-use super::{Finding, ScanResult, ScanStats, Scanner, finish};
+use super::{Finding, Phase, ScanResult, ScanStats, Scanner, finish};
 use crate::sources::git::{self, BlobSite, GitError};
 use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
 use git2::{Oid, Repository};
@@ -60,8 +60,8 @@ impl Scanner {
         let mut empty_range = None;
         let result = match &opts.range {
             None => {
-                let history = git::enumerate_history(&repo)?;
-                stats.commits.store(history.commits as u64, Relaxed);
+                stats.set_phase(Phase::Walking);
+                let history = git::enumerate_history(&repo, &stats.walk)?;
                 notes.extend(history.notes.iter().cloned());
                 for broken in &history.broken {
                     stats.warnings.fetch_add(1, Relaxed);
@@ -89,8 +89,8 @@ impl Scanner {
                 findings
             }
             Some(range) => {
-                let walked = git::enumerate_range(&repo, range)?;
-                stats.commits.store(walked.commits as u64, Relaxed);
+                stats.set_phase(Phase::Walking);
+                let walked = git::enumerate_range(&repo, range, &stats.walk)?;
                 if walked.commits == 0 {
                     empty_range = Some(range.clone());
                 }
@@ -156,6 +156,8 @@ impl Scanner {
     ) -> BlobFindings {
         let mut seen = HashSet::new();
         let distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
+        stats.blobs_total.store(distinct.len() as u64, Relaxed);
+        stats.set_phase(Phase::Blobs);
         let collector = self.collector(stats, on_warning);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)

@@ -22,7 +22,8 @@ use crate::sources::{self, SourceWarning, fs::WalkOptions};
 use collect::Collector;
 use std::io::Read;
 use std::sync::Mutex;
-use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
+use std::sync::atomic::{AtomicU8, AtomicU64};
 
 /// Counters a progress display can read while a scan runs.
 #[derive(Debug, Default)]
@@ -31,8 +32,38 @@ pub struct ScanStats {
     pub bytes: AtomicU64,
     pub findings: AtomicU64,
     pub warnings: AtomicU64,
-    /// Commits walked (history scans).
-    pub commits: AtomicU64,
+    /// History scans: commits listed and walked.
+    pub walk: sources::git::WalkCounters,
+    /// History scans: what is being done ([`Phase`] as a number).
+    pub phase: AtomicU8,
+    /// History scans: the distinct blobs to read, once the walk is done.
+    pub blobs_total: AtomicU64,
+}
+
+/// What a history scan is doing, for a progress display.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(u8)]
+pub enum Phase {
+    /// Files (a directory scan), or not started.
+    Files = 0,
+    /// Listing commits and walking their trees.
+    Walking = 1,
+    /// Reading and matching the blobs the walk found.
+    Blobs = 2,
+}
+
+impl ScanStats {
+    pub fn set_phase(&self, phase: Phase) {
+        self.phase.store(phase as u8, Relaxed);
+    }
+
+    pub fn phase(&self) -> Phase {
+        match self.phase.load(Relaxed) {
+            1 => Phase::Walking,
+            2 => Phase::Blobs,
+            _ => Phase::Files,
+        }
+    }
 }
 
 /// How many matches were not reported, and why.

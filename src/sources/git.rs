@@ -9,6 +9,8 @@ use git2::{ObjectType, Oid, Repository, Sort};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
+use std::sync::atomic::Ordering::Relaxed;
 use thiserror::Error;
 
 /// Errors reading a repository.
@@ -118,6 +120,14 @@ pub struct BlobSite {
     pub path: String,
 }
 
+/// How far a history walk is, for a progress display: commits listed by
+/// the revision walk, then commits whose trees have been walked.
+#[derive(Debug, Default)]
+pub struct WalkCounters {
+    pub listed: AtomicU64,
+    pub walked: AtomicU64,
+}
+
 /// What a history walk found.
 #[derive(Debug, Default)]
 pub struct History {
@@ -180,6 +190,7 @@ fn all_commits(
     repo: &Repository,
     notes: &mut Vec<String>,
     broken: &mut Vec<String>,
+    listed: &AtomicU64,
 ) -> Result<Vec<Oid>, GitError> {
     let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
@@ -215,12 +226,23 @@ fn all_commits(
     if tips.is_empty() {
         return Ok(Vec::new());
     }
-    match walk.collect::<Result<Vec<_>, _>>() {
-        Ok(commits) => Ok(commits),
-        // A commit that cannot be read stops libgit2's walk: walk again,
-        // skipping what is broken, so the rest is still scanned.
-        Err(_) => Ok(tolerant_walk(repo, &tips, broken)),
+    let mut commits = Vec::new();
+    for oid in walk {
+        match oid {
+            Ok(oid) => {
+                commits.push(oid);
+                listed.fetch_add(1, Relaxed);
+            }
+            // A commit that cannot be read stops libgit2's walk: walk
+            // again, skipping what is broken, so the rest is still scanned.
+            Err(_) => {
+                let commits = tolerant_walk(repo, &tips, broken);
+                listed.store(commits.len() as u64, Relaxed);
+                return Ok(commits);
+            }
+        }
     }
+    Ok(commits)
 }
 
 /// Every readable commit reachable from `tips`, parents before children;
@@ -281,28 +303,40 @@ fn tolerant_walk(repo: &Repository, tips: &[Oid], broken: &mut Vec<String>) -> V
 
 /// Walks all of history oldest-first and lists each distinct blob where it
 /// first appeared. Trees already visited are not entered again.
-pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
+pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<History, GitError> {
     let mut history = History::default();
-    let commits = all_commits(repo, &mut history.notes, &mut history.broken)?;
+    let commits = all_commits(
+        repo,
+        &mut history.notes,
+        &mut history.broken,
+        &counters.listed,
+    )?;
     history.commits = commits.len();
     let mut seen_trees: HashSet<Oid> = HashSet::new();
     let mut first_commit_of_blob: HashMap<Oid, u32> = HashMap::new();
-    let mut submodules = 0usize;
+    let mut gitlinks = Gitlinks::default();
     for (order, oid) in commits.iter().enumerate() {
+        counters.walked.fetch_add(1, Relaxed);
         let order = order as u32;
         let commit = repo
             .find_commit(*oid)
             .map_err(git_err(format!("reading commit {oid}")))?;
         let tree_id = commit.tree_id();
         if !seen_trees.insert(tree_id) {
+            gitlinks.commits += usize::from(gitlinks.trees.contains(&tree_id));
             continue;
         }
         let info = Arc::new(CommitInfo::from_commit(&commit, order));
-        let mut stack = vec![(tree_id, String::new())];
-        while let Some((tree_id, prefix)) = stack.pop() {
+        // The trees this commit walks, each with the index of its parent:
+        // a gitlink found below marks every tree up to the root.
+        let mut walked: Vec<(Oid, Option<usize>)> = Vec::new();
+        let mut stack = vec![(tree_id, String::new(), None)];
+        while let Some((tree_id, prefix, parent)) = stack.pop() {
             let tree = repo
                 .find_tree(tree_id)
                 .map_err(git_err(format!("reading tree {tree_id}")))?;
+            let here = walked.len();
+            walked.push((tree_id, parent));
             for entry in tree.iter() {
                 let name = String::from_utf8_lossy(entry.name_bytes());
                 let path = if prefix.is_empty() {
@@ -313,7 +347,10 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
                 match entry.kind() {
                     // A tree already walked holds only blobs already listed.
                     Some(ObjectType::Tree) if seen_trees.insert(entry.id()) => {
-                        stack.push((entry.id(), path));
+                        stack.push((entry.id(), path, Some(here)));
+                    }
+                    Some(ObjectType::Tree) if gitlinks.trees.contains(&entry.id()) => {
+                        gitlinks.mark(&walked, here);
                     }
                     Some(ObjectType::Blob) => {
                         let first = *first_commit_of_blob.entry(entry.id()).or_insert(order);
@@ -326,18 +363,66 @@ pub fn enumerate_history(repo: &Repository) -> Result<History, GitError> {
                         }
                     }
                     // A gitlink: a submodule's commit, not in this repository.
-                    Some(ObjectType::Commit) => submodules += 1,
+                    Some(ObjectType::Commit) => {
+                        gitlinks.paths.insert(path);
+                        gitlinks.mark(&walked, here);
+                    }
                     _ => {}
                 }
             }
         }
+        gitlinks.commits += usize::from(gitlinks.trees.contains(&tree_id));
     }
-    if submodules > 0 {
-        history.notes.push(format!(
-            "{submodules} submodule entries skipped (scan each submodule's own repository)"
-        ));
+    if let Some(note) = gitlinks.note() {
+        history.notes.push(note);
     }
     Ok(history)
+}
+
+/// Submodule entries (gitlinks) met by the history walk.
+#[derive(Default)]
+struct Gitlinks {
+    /// Where in the work tree they are.
+    paths: std::collections::BTreeSet<String>,
+    /// Commits whose tree holds one.
+    commits: usize,
+    /// Trees with a gitlink somewhere below.
+    trees: HashSet<Oid>,
+}
+
+impl Gitlinks {
+    /// Marks tree `at` of `walked` and its parents up to the root.
+    fn mark(&mut self, walked: &[(Oid, Option<usize>)], at: usize) {
+        let mut at = Some(at);
+        while let Some(i) = at {
+            let (tree, parent) = walked[i];
+            if !self.trees.insert(tree) {
+                break; // marked already, and so are its parents
+            }
+            at = parent;
+        }
+    }
+
+    fn note(&self) -> Option<String> {
+        if self.paths.is_empty() {
+            return None;
+        }
+        let plural =
+            |n: usize, one: &str, many: &str| format!("{n} {}", if n == 1 { one } else { many });
+        let shown: Vec<String> = self
+            .paths
+            .iter()
+            .take(3)
+            .map(|p| crate::untrusted::one_line(p, 80))
+            .collect();
+        let more = if self.paths.len() > 3 { ", …" } else { "" };
+        Some(format!(
+            "submodules not scanned: {} ({}{more}), in {}; scan each submodule's own repository",
+            plural(self.paths.len(), "path", "paths"),
+            shown.join(", "),
+            plural(self.commits, "commit", "commits"),
+        ))
+    }
 }
 
 /// Every blob in the object database that the history walk did not list
@@ -377,7 +462,11 @@ pub struct Change {
 
 /// Commits in `range` (`BASE..HEAD` or `A...B`) and the paths each
 /// changed, oldest first.
-pub fn enumerate_range(repo: &Repository, range: &str) -> Result<RangeWalk, GitError> {
+pub fn enumerate_range(
+    repo: &Repository,
+    range: &str,
+    counters: &WalkCounters,
+) -> Result<RangeWalk, GitError> {
     let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(git_err("revwalk"))?;
@@ -386,6 +475,8 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<RangeWalk, GitE
     let mut commits = 0;
     for (order, oid) in walk.enumerate() {
         commits += 1;
+        counters.listed.fetch_add(1, Relaxed);
+        counters.walked.fetch_add(1, Relaxed);
         let oid = oid.map_err(git_err(format!("walking {range}")))?;
         let commit = repo
             .find_commit(oid)
@@ -442,7 +533,7 @@ pub fn enumerate_range(repo: &Repository, range: &str) -> Result<RangeWalk, GitE
 /// Trees known to hold none of them are not entered again.
 pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<BlobSite>, GitError> {
     let mut notes = Vec::new();
-    let commits = all_commits(repo, &mut notes, &mut Vec::new())?;
+    let commits = all_commits(repo, &mut notes, &mut Vec::new(), &AtomicU64::new(0))?;
     // Per tree: the (relative path, blob) pairs of wanted blobs below it.
     let mut memo: HashMap<Oid, Arc<Vec<(String, Oid)>>> = HashMap::new();
     let mut out = Vec::new();
