@@ -12,7 +12,7 @@ conns=${2:-32}
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
 # KEYWARDEN_BIN: the binary to measure (default: this checkout, built);
 # SERVE_ARGS: extra `serve` flags, e.g. --tls-cert/--tls-key.
-if [ -z "${KEYWARDEN_BIN:-}" ]; then cargo build --release --locked -q; fi
+if [ -z "${KEYWARDEN_BIN:-}" ]; then cargo build --release --locked -q --features responder; fi
 bin=${KEYWARDEN_BIN:-$PWD/target/release/keywarden}
 read -r -a serve_args <<< "${SERVE_ARGS:-}"
 work=$(mktemp -d)

@@ -13,13 +13,16 @@ ref=${1:-bcbf34d}
 duration=${2:-20}
 conns=${3:-32}
 command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
-cargo build --release --locked -q
+cargo build --release --locked -q --features responder
 new=$PWD/target/release/keywarden
 ref_dir=${TMPDIR:-/tmp}/keywarden-ref-$ref
 if [ ! -x "$ref_dir/target/release/keywarden" ]; then
   rm -rf "$ref_dir"
   git worktree add -f --detach "$ref_dir" "$ref" >/dev/null
-  (cd "$ref_dir" && cargo build --release --locked -q)
+  # Builds before the responder feature existed had the responder always.
+  (cd "$ref_dir" && if grep -q '^responder = ' Cargo.toml; then
+     cargo build --release --locked -q --features responder
+   else cargo build --release --locked -q; fi)
 fi
 old=$ref_dir/target/release/keywarden
 work=$(mktemp -d)

@@ -30,7 +30,7 @@ pg=${KEYWARDEN_TEST_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
 for tool in wrk psql python3; do
   command -v $tool >/dev/null || { echo "$tool not found" >&2; exit 2; }
 done
-cargo build --release --locked -q
+cargo build --release --locked -q --features responder
 bin=$PWD/target/release/keywarden
 work=$(mktemp -d)
 schema=kw_soak_$$

@@ -3,18 +3,29 @@
 
 mod git_cmd;
 mod history_cmd;
+#[cfg(feature = "responder")]
 mod keys_cmd;
+#[cfg(feature = "responder")]
 mod outbox_cmd;
 mod output;
+#[cfg(feature = "responder")]
 mod partner_cmd;
 mod progress;
 mod rules_cmd;
 mod scan_cmd;
+#[cfg(feature = "responder")]
 mod serve_cmd;
 
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
+
+/// The version, and which build this is.
+const VERSION: &str = if cfg!(feature = "responder") {
+    concat!(env!("CARGO_PKG_VERSION"), " (full build)")
+} else {
+    concat!(env!("CARGO_PKG_VERSION"), " (scanner-only build)")
+};
 
 /// Exit status when something went wrong (bad flags, unreadable config...).
 pub const EXIT_ERROR: u8 = 2;
@@ -22,7 +33,7 @@ pub const EXIT_ERROR: u8 = 2;
 #[derive(Parser)]
 #[command(
     name = "keywarden",
-    version,
+    version = VERSION,
     about = "Find leaked OpenRouter API keys (and other secrets) in files, stdin and git history",
     after_help = "Exit status: 0 nothing found, 1 secrets found (see --exit-code), 2 error."
 )]
@@ -47,17 +58,55 @@ enum Command {
     #[command(subcommand)]
     Rules(rules_cmd::RulesCommand),
     /// Manage API keys in the key store (create, list, revoke, rotate, import).
+    #[cfg(feature = "responder")]
     #[command(subcommand)]
     Keys(keys_cmd::KeysCommand),
     /// Run the HTTP service: the key check `GET /api/v1/key` and the GitHub
     /// secret-scanning partner endpoint.
+    #[cfg(feature = "responder")]
     Serve(Box<serve_cmd::ServeArgs>),
     /// The owner-notification emails: run the sender, list, retry.
+    #[cfg(feature = "responder")]
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
     /// Rehearse GitHub's secret-scanning reports (keygen, sign, send).
+    #[cfg(feature = "responder")]
     #[command(subcommand)]
     Partner(partner_cmd::PartnerCommand),
+    /// Manage API keys (not in this build: it is the scanner-only build).
+    #[cfg(not(feature = "responder"))]
+    Keys(NotBuilt),
+    /// Run the HTTP service (not in this build: it is the scanner-only build).
+    #[cfg(not(feature = "responder"))]
+    Serve(NotBuilt),
+    /// The owner-notification emails (not in this build: it is the
+    /// scanner-only build).
+    #[cfg(not(feature = "responder"))]
+    Outbox(NotBuilt),
+    /// Rehearse GitHub's reports (not in this build: it is the scanner-only
+    /// build).
+    #[cfg(not(feature = "responder"))]
+    Partner(NotBuilt),
+}
+
+/// A responder command in the scanner-only build: whatever follows it is
+/// taken, so the message below is what the user sees.
+#[cfg(not(feature = "responder"))]
+#[derive(Args)]
+struct NotBuilt {
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, hide = true)]
+    args: Vec<String>,
+}
+
+/// What a scanner-only build says of a responder command.
+#[cfg(not(feature = "responder"))]
+fn not_built(command: &str) -> anyhow::Result<u8> {
+    anyhow::bail!(
+        "`keywarden {command}` is part of the responder, which this scanner-only build \
+         leaves out (it is what the pre-commit hook and the Action build from source). \
+         For the full build: cargo install --locked --path <keywarden checkout> \
+         --features responder, or a release binary (those are full builds)"
+    )
 }
 
 /// Flags shared by every command that loads rules.
@@ -76,11 +125,13 @@ pub struct ConfigArgs {
 }
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h`.
+#[cfg(feature = "responder")]
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (e.g. 500ms, 30s, 5m, 1h)"))
 }
 
 /// [`parse_duration`], refusing zero.
+#[cfg(feature = "responder")]
 pub fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
     match parse_duration(s)? {
         d if d.is_zero() => Err("must be more than 0".to_string()),
@@ -89,6 +140,7 @@ pub fn parse_positive_duration(s: &str) -> Result<std::time::Duration, String> {
 }
 
 /// Where the service commands (`serve`, `outbox run`) log: stderr, filtered.
+#[cfg(feature = "responder")]
 #[derive(Args, Debug, Clone)]
 pub struct LogArgs {
     /// Log filter (`info`, `debug`, `keywarden=debug,…`); logs go to stderr.
@@ -101,6 +153,7 @@ pub struct LogArgs {
     pub log: String,
 }
 
+#[cfg(feature = "responder")]
 impl LogArgs {
     /// Installs the process's log subscriber.
     pub fn init(&self) -> anyhow::Result<()> {
@@ -132,10 +185,22 @@ pub fn run() -> ExitCode {
         Command::Staged(args) => git_cmd::run_staged(args),
         Command::Hook(cmd) => git_cmd::run_hook(cmd),
         Command::Rules(cmd) => rules_cmd::run(cmd),
+        #[cfg(feature = "responder")]
         Command::Keys(cmd) => keys_cmd::run(cmd),
+        #[cfg(feature = "responder")]
         Command::Serve(args) => serve_cmd::run(*args),
+        #[cfg(feature = "responder")]
         Command::Partner(cmd) => partner_cmd::run(cmd),
+        #[cfg(feature = "responder")]
         Command::Outbox(cmd) => outbox_cmd::run(cmd),
+        #[cfg(not(feature = "responder"))]
+        Command::Keys(_) => not_built("keys"),
+        #[cfg(not(feature = "responder"))]
+        Command::Serve(_) => not_built("serve"),
+        #[cfg(not(feature = "responder"))]
+        Command::Partner(_) => not_built("partner"),
+        #[cfg(not(feature = "responder"))]
+        Command::Outbox(_) => not_built("outbox"),
     };
     match result {
         Ok(code) => ExitCode::from(code),

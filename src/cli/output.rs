@@ -148,6 +148,7 @@ fn temp_name(path: &Path) -> PathBuf {
 /// they cannot forge rows).
 ///
 /// [printable]: keywarden::untrusted::printable
+#[cfg(feature = "responder")]
 pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -> io::Result<()> {
     let rows: Vec<Vec<String>> = rows
         .iter()
