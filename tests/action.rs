@@ -3,6 +3,7 @@
 //! against temp repositories. `uses:` steps are checked, not run.
 
 mod common;
+use common::release::{release_dir, serve_dir};
 use common::*;
 use serde_json::json;
 use serde_yaml::Value as Yaml;
@@ -28,6 +29,8 @@ struct ActionRun {
     steps: Vec<StepRun>,
     outputs: HashMap<String, String>,
     summary: String,
+    /// $RUNNER_TEMP, kept until the run is dropped.
+    temp: tempfile::TempDir,
 }
 
 impl ActionRun {
@@ -50,6 +53,8 @@ impl ActionRun {
 struct Context<'a> {
     inputs: HashMap<String, String>,
     outputs: &'a HashMap<String, HashMap<String, String>>,
+    /// `github.*` and `runner.*` values the test sets.
+    context: &'a HashMap<String, String>,
 }
 
 impl Context<'_> {
@@ -67,9 +72,13 @@ impl Context<'_> {
                 .cloned()
                 .unwrap_or_default();
         }
+        if let Some(value) = self.context.get(expr) {
+            return value.clone();
+        }
         match expr {
             "github.action_path" => env!("CARGO_MANIFEST_DIR").to_string(),
             "runner.os" => "Linux".to_string(),
+            "runner.arch" => "X64".to_string(),
             _ => String::new(),
         }
     }
@@ -114,14 +123,42 @@ impl Context<'_> {
     }
 }
 
-/// Runs the composite action in `workspace` for `event` with `payload`.
+/// Runs the composite action in `workspace` for `event` with `payload`,
+/// with this test build's keywarden on PATH.
 fn run_action(
     workspace: &Path,
     event: &str,
     payload: serde_json::Value,
     inputs: &[(&str, &str)],
 ) -> ActionRun {
+    run_action_with(workspace, event, payload, inputs, &Runner::default())
+}
+
+/// How the runner around the action is set up.
+#[derive(Default)]
+struct Runner<'a> {
+    /// `github.*` / `runner.*` context values, e.g. `github.action_ref`.
+    context: &'a [(&'a str, &'a str)],
+    /// PATH for the steps (default: this build's keywarden, then the test's
+    /// PATH); entries steps add to $GITHUB_PATH go in front.
+    path: Option<String>,
+    /// Extra environment for every step (over the step's own).
+    env: &'a [(&'a str, &'a str)],
+}
+
+fn run_action_with(
+    workspace: &Path,
+    event: &str,
+    payload: serde_json::Value,
+    inputs: &[(&str, &str)],
+    runner: &Runner,
+) -> ActionRun {
     let action = action();
+    let context: HashMap<String, String> = runner
+        .context
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     let tmp = tempfile::tempdir().unwrap();
     let event_path = tmp.path().join("event.json");
     std::fs::write(&event_path, payload.to_string()).unwrap();
@@ -131,7 +168,20 @@ fn run_action(
         .parent()
         .unwrap()
         .to_path_buf();
-    let path_var = format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap());
+    let mut path_var = runner
+        .path
+        .clone()
+        .unwrap_or_else(|| format!("{}:{}", bin_dir.display(), std::env::var("PATH").unwrap()));
+    let github_path = tmp.path().join("github_path");
+    std::fs::write(&github_path, "").unwrap();
+    // Each test has its own home (caches under ~); cargo and rustup keep
+    // theirs.
+    let home = tmp.path().join("home");
+    std::fs::create_dir_all(&home).unwrap();
+    let real_home = std::env::var("HOME").unwrap_or_default();
+    let cargo_home = std::env::var("CARGO_HOME").unwrap_or_else(|_| format!("{real_home}/.cargo"));
+    let rustup_home =
+        std::env::var("RUSTUP_HOME").unwrap_or_else(|_| format!("{real_home}/.rustup"));
 
     let mut defaults: HashMap<String, String> = HashMap::new();
     for (name, spec) in action["inputs"].as_mapping().unwrap() {
@@ -149,6 +199,7 @@ fn run_action(
         let ctx = Context {
             inputs: defaults.clone(),
             outputs: &outputs,
+            context: &context,
         };
         let name = step["name"].as_str().unwrap().to_string();
         let ran = ctx.condition(step["if"].as_str(), all_ok);
@@ -186,11 +237,20 @@ fn run_action(
                 .env("GITHUB_OUTPUT", &output_file)
                 .env("GITHUB_STEP_SUMMARY", &summary)
                 .env("RUNNER_TEMP", tmp.path())
+                .env("RUNNER_OS", ctx.lookup("runner.os"))
+                .env("RUNNER_ARCH", ctx.lookup("runner.arch"))
+                .env("GITHUB_PATH", &github_path)
+                .env("HOME", &home)
+                .env("CARGO_HOME", &cargo_home)
+                .env("RUSTUP_HOME", &rustup_home)
                 .env("NO_COLOR", "1");
             if let Some(env) = step["env"].as_mapping() {
                 for (k, v) in env {
                     cmd.env(k.as_str().unwrap(), ctx.substitute(v.as_str().unwrap()));
                 }
+            }
+            for (k, v) in runner.env {
+                cmd.env(k, v);
             }
             let out = cmd.output().unwrap();
             run.code = out.status.code();
@@ -200,6 +260,13 @@ fn run_action(
                 String::from_utf8_lossy(&out.stderr)
             );
             all_ok &= out.status.success();
+            // What the step added to $GITHUB_PATH is on PATH from the next
+            // step on, last added first.
+            let added = std::fs::read_to_string(&github_path).unwrap();
+            for dir in added.lines().filter(|l| !l.is_empty()) {
+                path_var = format!("{dir}:{path_var}");
+            }
+            std::fs::write(&github_path, "").unwrap();
             if let Some(id) = step["id"].as_str() {
                 let text = std::fs::read_to_string(&output_file).unwrap();
                 let map = text
@@ -215,6 +282,7 @@ fn run_action(
     let ctx = Context {
         inputs: defaults,
         outputs: &outputs,
+        context: &context,
     };
     let mut action_outputs = HashMap::new();
     for (name, spec) in action["outputs"].as_mapping().unwrap() {
@@ -227,6 +295,7 @@ fn run_action(
         steps,
         outputs: action_outputs,
         summary: std::fs::read_to_string(&summary).unwrap(),
+        temp: tmp,
     }
 }
 
@@ -443,29 +512,30 @@ fn a_clone_too_shallow_for_the_pull_request_says_to_set_fetch_depth_0() {
 }
 
 #[test]
-fn action_yml_installs_from_its_own_checkout_with_a_cached_build() {
+fn action_yml_caches_the_release_binary_or_else_the_build() {
     let action = action();
     let steps = action["runs"]["steps"].as_sequence().unwrap();
     assert_eq!(action["runs"]["using"], "composite");
-    let install = steps
+    let caches: Vec<&Yaml> = steps
         .iter()
-        .find(|s| s["name"].as_str().unwrap().starts_with("Install"))
-        .unwrap();
-    assert!(
-        install["run"]
-            .as_str()
-            .unwrap()
-            .contains("cargo install --locked --path \"$GITHUB_ACTION_PATH\"")
-    );
-    let cache = steps
-        .iter()
-        .find(|s| {
+        .filter(|s| {
             s["uses"]
                 .as_str()
                 .is_some_and(|u| u.starts_with("actions/cache@"))
         })
-        .unwrap();
-    let paths = cache["with"]["path"].as_str().unwrap();
+        .collect();
+    assert_eq!(caches.len(), 2);
+    // The downloaded release, keyed by version and target, when there is a
+    // version; the cargo build otherwise.
+    assert!(caches[0]["if"].as_str().unwrap().contains("version != ''"));
+    assert!(
+        caches[0]["with"]["key"]
+            .as_str()
+            .unwrap()
+            .contains("steps.resolve.outputs.version")
+    );
+    assert!(caches[1]["if"].as_str().unwrap().contains("version == ''"));
+    let paths = caches[1]["with"]["path"].as_str().unwrap();
     assert!(paths.contains("~/.cargo/registry") && paths.contains("target"));
     let upload = steps
         .iter()
@@ -485,9 +555,231 @@ fn action_yml_installs_from_its_own_checkout_with_a_cached_build() {
         "sarif",
         "upload-sarif",
         "install",
+        "version",
+        "release-url",
         "args",
     ] {
         assert!(action["inputs"][input].is_mapping(), "input {input}");
+    }
+}
+
+const ASSET: &str = "keywarden-9.9.9-x86_64-unknown-linux-musl.tar.gz";
+
+/// PATH for a runner without cargo: the system's directories only.
+fn path_without_cargo() -> String {
+    let path = "/usr/local/bin:/usr/bin:/bin".to_string();
+    for dir in path.split(':') {
+        assert!(!Path::new(dir).join("cargo").exists(), "cargo in {dir}");
+        assert!(
+            !Path::new(dir).join("keywarden").exists(),
+            "keywarden in {dir}"
+        );
+    }
+    path
+}
+
+#[test]
+fn install_fetches_the_release_binary_checks_its_sha256_and_needs_no_cargo() {
+    let release = release_dir("9.9.9", "x86_64-unknown-linux-musl");
+    let url = serve_dir(release.path());
+    let (repo, base, head, _) = repo_with_leak_in_pr();
+    let path = path_without_cargo();
+    // Pinned by the `version` input, and by the action's own tag.
+    for (inputs, context) in [
+        (
+            vec![
+                ("install", "true"),
+                ("version", "9.9.9"),
+                ("release-url", &url),
+            ],
+            vec![],
+        ),
+        (
+            vec![("install", "true"), ("release-url", &url)],
+            vec![("github.action_ref", "v9.9.9")],
+        ),
+    ] {
+        let run = run_action_with(
+            repo.path(),
+            "pull_request",
+            pr_payload(&base, &head),
+            &inputs,
+            &Runner {
+                context: &context,
+                path: Some(path.clone()),
+                ..Runner::default()
+            },
+        );
+        let install = run.step("Install");
+        assert_eq!(install.code, Some(0), "{}", install.log);
+        assert!(
+            install
+                .log
+                .contains("keywarden 9.9.9 (x86_64-unknown-linux-musl)"),
+            "{}",
+            install.log
+        );
+        assert!(install.log.contains("verified"), "{}", install.log);
+        let installed = run.temp.path().join("keywarden/bin/keywarden");
+        assert!(installed.is_file(), "{}", install.log);
+        // The scan ran the installed binary (nothing else is on PATH).
+        let scan = run.step("Scan");
+        assert_eq!(scan.code, Some(0), "{}", scan.log);
+        assert_eq!(run.outputs["findings"], "1");
+    }
+}
+
+#[test]
+fn a_tampered_archive_or_checksum_fails_the_install_and_is_never_run() {
+    let (repo, base, head, _) = repo_with_leak_in_pr();
+    let path = path_without_cargo();
+    let tamper_archive = |dir: &Path| {
+        let file = dir.join("v9.9.9").join(ASSET);
+        let mut bytes = std::fs::read(&file).unwrap();
+        let middle = bytes.len() / 2;
+        bytes[middle] ^= 0x01;
+        std::fs::write(&file, bytes).unwrap();
+    };
+    let tamper_checksum = |dir: &Path| {
+        let file = dir.join("v9.9.9").join(format!("{ASSET}.sha256"));
+        std::fs::write(&file, format!("{}  {ASSET}\n", "ab".repeat(32))).unwrap();
+    };
+    for tamper in [&tamper_archive as &dyn Fn(&Path), &tamper_checksum] {
+        let release = release_dir("9.9.9", "x86_64-unknown-linux-musl");
+        tamper(release.path());
+        let url = serve_dir(release.path());
+        let run = run_action_with(
+            repo.path(),
+            "pull_request",
+            pr_payload(&base, &head),
+            &[
+                ("install", "true"),
+                ("version", "9.9.9"),
+                ("release-url", &url),
+            ],
+            &Runner {
+                path: Some(path.clone()),
+                ..Runner::default()
+            },
+        );
+        let install = run.step("Install");
+        assert_eq!(install.code, Some(1), "{}", install.log);
+        assert!(
+            install.log.contains("::error::keywarden install: ")
+                && install.log.contains("does not match its published SHA-256"),
+            "{}",
+            install.log
+        );
+        assert!(!run.temp.path().join("keywarden/bin/keywarden").exists());
+        assert!(
+            !run.step("Scan").ran,
+            "the scan never runs an unverified binary"
+        );
+    }
+    // A pinned version with no release is an error, not a build.
+    let release = release_dir("9.9.9", "x86_64-unknown-linux-musl");
+    let url = serve_dir(release.path());
+    let run = run_action_with(
+        repo.path(),
+        "pull_request",
+        pr_payload(&base, &head),
+        &[
+            ("install", "true"),
+            ("version", "9.9.8"),
+            ("release-url", &url),
+        ],
+        &Runner {
+            path: Some(path),
+            ..Runner::default()
+        },
+    );
+    let install = run.step("Install");
+    assert_eq!(install.code, Some(1), "{}", install.log);
+    assert!(
+        install.log.contains("keywarden 9.9.8 has no"),
+        "{}",
+        install.log
+    );
+}
+
+/// No release for the action's ref (a branch): the scanner is built from
+/// the action's checkout with the real cargo. This is the scanner-only build
+/// the hook and the Action make; it is checked here as a user meets it.
+/// (Built unoptimised, into its own target directory, through cargo's own
+/// profile settings, so the test costs a debug build and not a release one:
+/// what is tested is that the fallback happens and what it builds.)
+#[test]
+fn no_release_for_the_ref_falls_back_to_the_scanner_only_build() {
+    let release = release_dir("9.9.9", "x86_64-unknown-linux-musl");
+    let url = serve_dir(release.path());
+    let (repo, base, head, _) = repo_with_leak_in_pr();
+    let cargo_bin = Path::new(&std::env::var("CARGO").unwrap())
+        .parent()
+        .unwrap()
+        .to_path_buf();
+    let target = Path::new(env!("CARGO_MANIFEST_DIR")).join("target/action-fallback");
+    let target = target.to_str().unwrap();
+    for (ref_name, why) in [
+        ("main", "the action's ref main is not a version tag"),
+        ("v9.9.7", "the tag v9.9.7 has no release asset"),
+    ] {
+        let run = run_action_with(
+            repo.path(),
+            "pull_request",
+            pr_payload(&base, &head),
+            &[("install", "true"), ("release-url", &url)],
+            &Runner {
+                context: &[("github.action_ref", ref_name)],
+                path: Some(format!("{}:{}", cargo_bin.display(), path_without_cargo())),
+                env: &[
+                    ("CARGO_TARGET_DIR", target),
+                    ("CARGO_PROFILE_RELEASE_OPT_LEVEL", "0"),
+                    ("CARGO_PROFILE_RELEASE_LTO", "off"),
+                    ("CARGO_PROFILE_RELEASE_DEBUG", "false"),
+                    ("CARGO_PROFILE_RELEASE_CODEGEN_UNITS", "256"),
+                    ("CARGO_PROFILE_RELEASE_INCREMENTAL", "true"),
+                ],
+            },
+        );
+        let install = run.step("Install");
+        assert_eq!(install.code, Some(0), "{}", install.log);
+        assert!(install.log.contains(why), "{}", install.log);
+        assert!(
+            install.log.contains("building the scanner"),
+            "{}",
+            install.log
+        );
+        let bin = run.temp.path().join("keywarden/bin/keywarden");
+        assert!(bin.is_file(), "{}", install.log);
+        let scan = run.step("Scan");
+        assert_eq!(scan.code, Some(0), "{}", scan.log);
+        assert_eq!(run.outputs["findings"], "1");
+        // The build is the scanner-only one, and says how to get the rest.
+        let version = std::process::Command::new(&bin)
+            .arg("--version")
+            .output()
+            .unwrap();
+        assert!(
+            String::from_utf8_lossy(&version.stdout).contains("(scanner-only build)"),
+            "{version:?}"
+        );
+        for args in [
+            &["serve"][..],
+            &["keys", "list"],
+            &["outbox", "run", "--once"],
+            &["partner", "keygen"],
+        ] {
+            let out = std::process::Command::new(&bin)
+                .args(args)
+                .current_dir(run.temp.path())
+                .output()
+                .unwrap();
+            let err = String::from_utf8_lossy(&out.stderr);
+            assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+            assert!(err.contains("--features responder"), "{args:?}: {err}");
+            assert_eq!(err.lines().count(), 1, "{args:?}: {err}");
+        }
+        assert!(!run.temp.path().join("keywarden.db").exists());
     }
 }
 

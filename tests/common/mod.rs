@@ -5,6 +5,7 @@
 pub mod db;
 pub mod github;
 pub mod private_pg;
+pub mod release;
 pub mod server;
 pub mod smtp;
 
