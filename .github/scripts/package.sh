@@ -52,9 +52,15 @@ case $target in
     ;;
   *)
     archive=$name.tar.gz
-    # Fixed owner and order: the same binary gives the same archive.
-    tar -C "$stage" --owner=0 --group=0 --numeric-owner --sort=name -czf "$stage/$archive" "$name" 2>/dev/null \
-      || tar -C "$stage" -czf "$stage/$archive" "$name"
+    # Fixed owner, order and times (the commit's): the same binary gives the
+    # same archive with GNU tar; other tars give a plain one.
+    epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
+    if tar --version 2>/dev/null | grep -q GNU; then
+      tar -C "$stage" --owner=0 --group=0 --numeric-owner --sort=name --mtime="@$epoch" \
+        -cf - "$name" | gzip -9n > "$stage/$archive"
+    else
+      tar -C "$stage" -czf "$stage/$archive" "$name"
+    fi
     ;;
 esac
 mv "$stage/$archive" "$out/$archive"
