@@ -57,7 +57,7 @@ case $target in
     epoch=${SOURCE_DATE_EPOCH:-$(git log -1 --format=%ct 2>/dev/null || echo 0)}
     if tar --version 2>/dev/null | grep -q GNU; then
       tar -C "$stage" --owner=0 --group=0 --numeric-owner --sort=name --mtime="@$epoch" \
-        -cf - "$name" | gzip -9n > "$stage/$archive"
+        -cf - "$name" | gzip -n > "$stage/$archive"
     else
       tar -C "$stage" -czf "$stage/$archive" "$name"
     fi
