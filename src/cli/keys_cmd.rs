@@ -3,8 +3,10 @@
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
+use super::keys_remote::{self, Remote};
 use keywarden::keystore::{
-    self, KeyHash, KeyRecord, KeySpec, KeyState, KeyStore, KeyType, ListFilter, Revocation, rfc3339,
+    self, KeyHash, KeyRecord, KeySpec, KeyState, KeyStore, KeyType, KeyUpdate, ListFilter,
+    Revocation, UpdateOutcome, rfc3339,
 };
 use serde_json::json;
 use std::io::{Read, Write};
@@ -45,6 +47,23 @@ impl DatabaseArgs {
     }
 }
 
+/// A running server to manage keys through instead of the database.
+#[derive(Args, Debug, Clone)]
+pub struct ServerArgs {
+    /// Manage keys through the management API of the server at URL (e.g.
+    /// `https://keys.example.com`) with the management key in
+    /// `KEYWARDEN_MANAGEMENT_KEY`, instead of on the database;
+    /// `--database-url` is then not used.
+    #[arg(long, value_name = "URL")]
+    pub server: Option<String>,
+}
+
+impl ServerArgs {
+    fn remote(&self) -> anyhow::Result<Option<Remote>> {
+        self.server.as_deref().map(Remote::new).transpose()
+    }
+}
+
 #[derive(Subcommand)]
 pub enum KeysCommand {
     /// Create a key and print it (the only time it is shown).
@@ -55,24 +74,32 @@ pub enum KeysCommand {
         #[arg(long, value_name = "EMAIL")]
         owner: Option<String>,
         /// Only keys in this state.
-        #[arg(long, value_parser = ["active", "revoked", "expired"])]
+        #[arg(long, value_parser = ["active", "revoked", "expired", "disabled"])]
         state: Option<String>,
         /// Output as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Show one key.
     Show {
-        /// The key's id (`kw_…`, as `keys list` shows it).
+        /// The key's id (`key_…`, as `keys list` shows it).
         id: String,
         /// Print the result as JSON.
         #[arg(long)]
         json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
+    /// Turn a key off: it answers 401 until it is enabled again.
+    Disable(SwitchArgs),
+    /// Turn a disabled key on again (never a revoked one).
+    Enable(SwitchArgs),
     /// Revoke a key by id, or the key read from stdin (`--key-stdin`).
     Revoke {
         /// The key's id (`kw_…`, as `keys list` shows it).
@@ -89,6 +116,8 @@ pub enum KeysCommand {
         json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Replace a key with a new one of the same settings.
     Rotate {
@@ -102,6 +131,8 @@ pub enum KeysCommand {
         json: bool,
         #[command(flatten)]
         db: DatabaseArgs,
+        #[command(flatten)]
+        server: ServerArgs,
     },
     /// Import an existing key inventory (CSV with a header line, or JSON
     /// Lines) holding whole keys (`key`, hashed on read) or SHA-256 hashes
@@ -116,6 +147,19 @@ pub enum KeysCommand {
         #[command(flatten)]
         db: DatabaseArgs,
     },
+}
+
+#[derive(Args)]
+pub struct SwitchArgs {
+    /// The key's id (`key_…`, as `keys list` shows it).
+    id: String,
+    /// Print the result as JSON.
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    db: DatabaseArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Args)]
@@ -144,6 +188,14 @@ pub struct CreateArgs {
     /// Spending cap in credits.
     #[arg(long, value_name = "N")]
     credit_limit: Option<f64>,
+    /// Reset the spending cap's count every day, week (Monday) or month
+    /// (the 1st), at midnight UTC.
+    #[arg(long, value_name = "WINDOW", value_parser = ["daily", "weekly", "monthly"])]
+    limit_reset: Option<String>,
+    /// A management key: for the management API (`/api/v1/keys`) and the
+    /// key check only, never a model. Made on the database only.
+    #[arg(long)]
+    management: bool,
     /// Team (workspace) of a team key.
     #[arg(long)]
     team: Option<String>,
@@ -152,6 +204,8 @@ pub struct CreateArgs {
     json: bool,
     #[command(flatten)]
     db: DatabaseArgs,
+    #[command(flatten)]
+    server: ServerArgs,
 }
 
 #[derive(Clone, Copy, Debug)]
@@ -179,14 +233,127 @@ fn parse_expiry(s: &str) -> Result<Expiry, String> {
 }
 
 pub fn run(cmd: KeysCommand) -> anyhow::Result<u8> {
+    let now = OffsetDateTime::now_utc();
+    if let Some(done) = run_remote(&cmd, now)? {
+        return Ok(done);
+    }
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()?;
-    runtime.block_on(run_async(cmd))
+    runtime.block_on(run_async(cmd, now))
 }
 
-async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
-    let now = OffsetDateTime::now_utc();
+/// Runs `cmd` through a server's management API when it names one
+/// (`--server`); `None` when it is for the database.
+fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u8>> {
+    let server = match cmd {
+        KeysCommand::Create(a) => &a.server,
+        KeysCommand::List { server, .. }
+        | KeysCommand::Show { server, .. }
+        | KeysCommand::Revoke { server, .. }
+        | KeysCommand::Rotate { server, .. } => server,
+        KeysCommand::Disable(a) | KeysCommand::Enable(a) => &a.server,
+        KeysCommand::Import { .. } => return Ok(None),
+    };
+    let Some(remote) = server.remote()? else {
+        return Ok(None);
+    };
+    match cmd {
+        KeysCommand::Create(args) => {
+            if args.management {
+                bail!("management keys are made on the database only (without --server)");
+            }
+            let spec = spec_of(args, now)?;
+            spec.validate(now)?;
+            let made = remote.create(&json!({
+                "name": spec.name,
+                "owner_email": spec.owner_email,
+                "creator_user_id": spec.owner_id,
+                "type": spec.key_type,
+                "scopes": spec.scopes,
+                "team": spec.team,
+                "allowed_ips": spec.allowed_ips,
+                "limit": spec.credit_limit,
+                "limit_reset": spec.limit_reset,
+                "expires_at": spec.expires_at.map(rfc3339),
+            }))?;
+            if args.json {
+                print_json(&made)?;
+            } else {
+                eprintln!("Created {} through {}.", made["record"]["id"], server_shown(server));
+                eprintln!("This is the only time the key is shown; store it now:");
+                println!("{}", made["key"].as_str().unwrap_or_default());
+            }
+        }
+        KeysCommand::List {
+            owner, state, json, ..
+        } => {
+            let keys: Vec<serde_json::Value> = remote
+                .list()?
+                .into_iter()
+                .filter(|k| owner.as_ref().is_none_or(|o| k["owner_email"] == **o))
+                .filter(|k| state.as_ref().is_none_or(|s| k["state"] == **s))
+                .collect();
+            if *json {
+                print_json(&json!(keys))?;
+            } else {
+                keys_remote::print_table(&keys)?;
+            }
+        }
+        KeysCommand::Show { id, json, .. } => {
+            let key = remote.show(id)?;
+            if *json {
+                print_json(&key)?;
+            } else {
+                keys_remote::print_details(&key)?;
+            }
+        }
+        KeysCommand::Disable(a) | KeysCommand::Enable(a) => {
+            let disable = matches!(cmd, KeysCommand::Disable(_));
+            let key = remote.set_disabled(&a.id, disable)?;
+            if a.json {
+                print_json(&key)?;
+            } else {
+                println!("{} is {}", a.id, key["state"].as_str().unwrap_or("?"));
+            }
+        }
+        KeysCommand::Rotate { id, grace, json, .. } => {
+            let rotated = remote.rotate(id, grace.unwrap_or(Duration::ZERO).whole_seconds())?;
+            if *json {
+                print_json(&rotated)?;
+            } else {
+                eprintln!(
+                    "Rotated {id} to {}. The old key stops working at {}.",
+                    rotated["record"]["id"], rotated["old_revoked_at"]
+                );
+                eprintln!("The new key is shown only now; store it:");
+                println!("{}", rotated["key"].as_str().unwrap_or_default());
+            }
+        }
+        KeysCommand::Revoke {
+            id, reason, json, ..
+        } => {
+            let id = match id {
+                Some(id) => id.clone(),
+                None => key_from_stdin()?.1.to_hex(),
+            };
+            let done = remote.revoke(&id, reason)?;
+            if *json {
+                print_json(&done)?;
+            } else {
+                println!("{} {id}", done["outcome"].as_str().unwrap_or("?"));
+            }
+        }
+        KeysCommand::Import { .. } => unreachable!("import has no --server"),
+    }
+    Ok(Some(0))
+}
+
+fn server_shown(server: &ServerArgs) -> String {
+    keywarden::untrusted::one_line(server.server.as_deref().unwrap_or_default(), 100)
+}
+
+async fn run_async(cmd: KeysCommand, now: OffsetDateTime) -> anyhow::Result<u8> {
     match cmd {
         KeysCommand::Create(args) => create(args, now).await,
         KeysCommand::List {
@@ -194,6 +361,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             state,
             json,
             db,
+            server: _,
         } => {
             let filter = ListFilter {
                 owner_email: owner,
@@ -211,7 +379,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
-        KeysCommand::Show { id, json, db } => {
+        KeysCommand::Show { id, json, db, .. } => {
             let Some(key) = db.open_existing().await?.get(&id).await? else {
                 bail!("no key with id {id:?}");
             };
@@ -222,12 +390,14 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             }
             Ok(0)
         }
+        KeysCommand::Disable(args) => switch(args, true, now).await,
+        KeysCommand::Enable(args) => switch(args, false, now).await,
         KeysCommand::Revoke {
             id,
-            key_stdin: _,
             reason,
             json,
             db,
+            ..
         } => {
             let store = db.open_existing().await?;
             let id = match id {
@@ -243,6 +413,7 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
             grace,
             json,
             db,
+            ..
         } => {
             let store = db.open_existing().await?;
             let rotation =
@@ -272,21 +443,57 @@ async fn run_async(cmd: KeysCommand) -> anyhow::Result<u8> {
     }
 }
 
-async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
-    let spec = KeySpec {
-        name: args.name,
-        owner_id: args.owner_id.unwrap_or_else(|| args.owner.clone()),
-        owner_email: args.owner,
-        team: args.team,
+/// `keys disable|enable` on the database.
+async fn switch(args: SwitchArgs, disable: bool, now: OffsetDateTime) -> anyhow::Result<u8> {
+    let store = args.db.open_existing().await?;
+    let update = KeyUpdate {
+        disabled: Some(disable),
+        ..KeyUpdate::default()
+    };
+    match store.update(&args.id, &update, "cli", now).await? {
+        UpdateOutcome::Updated(record) => {
+            if args.json {
+                print_json(&view(&record, now))?;
+            } else {
+                println!("{} ({}) is {}", record.id, record.label, state_text(&record, now));
+            }
+            Ok(0)
+        }
+        UpdateOutcome::NotFound => bail!("no key with id {:?}", args.id),
+        UpdateOutcome::Revoked(record) => bail!(
+            "{} was revoked ({}) and can never be enabled again; create a new key instead",
+            record.id,
+            keywarden::untrusted::one_line(
+                record.revocation_reason.as_deref().unwrap_or("no reason given"),
+                120
+            )
+        ),
+    }
+}
+
+/// The key to make, from `keys create`'s flags.
+fn spec_of(args: &CreateArgs, now: OffsetDateTime) -> anyhow::Result<KeySpec> {
+    Ok(KeySpec {
+        name: args.name.clone(),
+        owner_id: args.owner_id.clone().unwrap_or_else(|| args.owner.clone()),
+        owner_email: args.owner.clone(),
+        team: args.team.clone(),
         key_type: args.key_type,
-        scopes: args.scopes,
+        scopes: args.scopes.clone(),
         credit_limit: args.credit_limit,
         expires_at: args.expires.map(|e| match e {
             Expiry::In(d) => now + d,
             Expiry::At(at) => at,
         }),
-        allowed_ips: args.allow_ips,
-    };
+        allowed_ips: args.allow_ips.clone(),
+        management: args.management,
+        limit_reset: args.limit_reset.as_deref().map(str::parse).transpose()?,
+        include_byok_in_limit: false,
+    })
+}
+
+async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
+    let spec = spec_of(&args, now)?;
     spec.validate(now)?;
     let store = args.db.open().await?;
     let (key, record) = keystore::create_key(&*store, spec, now).await?;
@@ -295,7 +502,8 @@ async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
         print_json(&json!({ "key": text, "record": view(&record, now) }))?;
     } else {
         eprintln!(
-            "Created {} \"{}\" ({}, {} requests/min) for {}.",
+            "Created {}{} \"{}\" ({}, {} requests/min) for {}.",
+            if record.management { "management key " } else { "" },
             record.id,
             record.name,
             record.key_type,
@@ -308,8 +516,8 @@ async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
     Ok(0)
 }
 
-/// Reads a whole key from stdin and finds its record by hash.
-async fn id_from_stdin(store: &dyn KeyStore) -> anyhow::Result<String> {
+/// Reads a whole key from stdin: the key and its hash.
+fn key_from_stdin() -> anyhow::Result<(keywarden::secret::Secret, KeyHash)> {
     let mut input = String::new();
     std::io::stdin()
         .take(4096)
@@ -319,7 +527,14 @@ async fn id_from_stdin(store: &dyn KeyStore) -> anyhow::Result<String> {
     if !keystore::looks_like_key(key.expose()) {
         bail!("stdin does not hold an OpenRouter key (sk-or-v1- + 64 lowercase hex)");
     }
-    match store.find_by_hash(&KeyHash::of(key.expose())).await? {
+    let hash = KeyHash::of(key.expose());
+    Ok((key, hash))
+}
+
+/// Reads a whole key from stdin and finds its record by hash.
+async fn id_from_stdin(store: &dyn KeyStore) -> anyhow::Result<String> {
+    let (key, hash) = key_from_stdin()?;
+    match store.find_by_hash(&hash).await? {
         Some(record) => Ok(record.id),
         None => bail!("the key {} is not in the store", key.redacted()),
     }
@@ -394,6 +609,11 @@ fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
 fn state_text(r: &KeyRecord, now: OffsetDateTime) -> String {
     match (r.state(now), r.revoked_at) {
         (KeyState::Active, Some(at)) => format!("active (revokes {})", rfc3339(at)),
+        (KeyState::Disabled, _) => format!(
+            "disabled ({}, {})",
+            r.disabled_by.as_deref().unwrap_or("?"),
+            r.disabled_at.map(rfc3339).unwrap_or_default()
+        ),
         (state, _) => state.to_string(),
     }
 }
@@ -437,6 +657,10 @@ fn print_details(k: &KeyRecord, now: OffsetDateTime) -> anyhow::Result<()> {
         ("team", k.team.clone().unwrap_or_else(|| "-".into())),
         ("type", k.key_type.to_string()),
         (
+            "management",
+            if k.management { "yes (no models)" } else { "no" }.into(),
+        ),
+        (
             "rate limit",
             format!("{} requests/min", k.key_type.requests_per_minute()),
         ),
@@ -445,6 +669,10 @@ fn print_details(k: &KeyRecord, now: OffsetDateTime) -> anyhow::Result<()> {
         (
             "credit limit",
             k.credit_limit.map_or("-".into(), |l| l.to_string()),
+        ),
+        (
+            "limit reset",
+            k.limit_reset.map_or("-".into(), |r| r.to_string()),
         ),
         ("usage", k.usage.to_string()),
         ("state", state_text(k, now)),

@@ -6,6 +6,8 @@ mod history_cmd;
 #[cfg(feature = "responder")]
 mod keys_cmd;
 #[cfg(feature = "responder")]
+mod keys_remote;
+#[cfg(feature = "responder")]
 mod outbox_cmd;
 mod output;
 #[cfg(feature = "responder")]

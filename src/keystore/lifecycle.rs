@@ -44,6 +44,14 @@ fn record_for(
         revocation_reason: None,
         label,
         key_hash: hash,
+        management: spec.management,
+        limit_reset: spec.limit_reset,
+        include_byok_in_limit: spec.include_byok_in_limit,
+        disabled_at: None,
+        disabled_by: None,
+        updated_at: None,
+        deleted_at: None,
+        window_usage: super::WindowUsage::default(),
     })
 }
 
@@ -101,6 +109,9 @@ pub async fn rotate_key(
         credit_limit: old.credit_limit,
         expires_at: old.expires_at,
         allowed_ips: old.allowed_ips.clone(),
+        management: old.management,
+        limit_reset: old.limit_reset,
+        include_byok_in_limit: old.include_byok_in_limit,
     };
     // A key made before owners and names were checked is not copied into
     // a new one as it was: its leak email could go to someone else.
@@ -109,6 +120,7 @@ pub async fn rotate_key(
     let mut new = record_for(spec, KeyHash::of(key.expose()), key.redacted(), now)?;
     // The twin spends from the same credit limit.
     new.usage = old.usage;
+    new.window_usage = old.window_usage;
     let old_revoked_at = now + grace.max(Duration::ZERO);
     store.rotate(&old.id, &new, old_revoked_at).await?;
     Ok(Rotation {
@@ -269,6 +281,7 @@ impl RawRow {
                 .map(|t| parse_time(line, "expires_at", &t))
                 .transpose()?,
             allowed_ips,
+            ..KeySpec::new(String::new(), String::new())
         };
         // An inventory may hold keys that have already expired: only the
         // expiry-in-the-future rule is waived.

@@ -21,9 +21,10 @@ pub use lifecycle::{
     rotate_key,
 };
 pub use model::{
-    KeyRecord, KeySpec, KeyState, KeyType, MAX_TEXT_CHARS, SpecError, is_plain_address, rfc3339,
+    KeyRecord, KeySpec, KeyState, KeyType, LimitReset, check_text, MAX_TEXT_CHARS, SpecError, WindowUsage,
+    is_plain_address, rfc3339,
 };
 pub use store::{
-    AttemptOutcome, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail, OutboxRow,
-    Revocation, open_existing_store, open_store, redact_url,
+    AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
+    OutboxRow, PageFilter, Revocation, UpdateOutcome, open_existing_store, open_store, redact_url,
 };

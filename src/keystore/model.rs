@@ -116,6 +116,80 @@ pub enum SpecError {
     ExpiryInPast(String),
     #[error("the credit limit must be a non-negative number, not {0}")]
     BadCreditLimit(f64),
+    #[error("a limit reset needs a credit limit to reset")]
+    ResetWithoutLimit,
+    #[error("unknown limit reset {0:?} (daily, weekly, monthly)")]
+    UnknownLimitReset(String),
+}
+
+/// The UTC window a key's spending limit counts over, as OpenRouter resets
+/// it: every day at midnight, every Monday, or on the 1st of each month.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum LimitReset {
+    Daily,
+    Weekly,
+    Monthly,
+}
+
+impl LimitReset {
+    pub const ALL: [LimitReset; 3] = [LimitReset::Daily, LimitReset::Weekly, LimitReset::Monthly];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LimitReset::Daily => "daily",
+            LimitReset::Weekly => "weekly",
+            LimitReset::Monthly => "monthly",
+        }
+    }
+
+    /// Midnight UTC starting the window that holds `at`.
+    pub fn window_start(self, at: OffsetDateTime) -> OffsetDateTime {
+        let date = at.to_offset(time::UtcOffset::UTC).date();
+        let first = match self {
+            LimitReset::Daily => date,
+            LimitReset::Weekly => {
+                date - time::Duration::days(i64::from(date.weekday().number_days_from_monday()))
+            }
+            LimitReset::Monthly => date.replace_day(1).unwrap_or(date),
+        };
+        first.midnight().assume_utc()
+    }
+
+    /// When the window that holds `at` ends and spending counts from 0.
+    pub fn next_reset(self, at: OffsetDateTime) -> OffsetDateTime {
+        let start = self.window_start(at);
+        match self {
+            LimitReset::Daily => start + time::Duration::days(1),
+            LimitReset::Weekly => start + time::Duration::days(7),
+            LimitReset::Monthly => {
+                let date = start.date();
+                let (year, month) = match date.month() {
+                    time::Month::December => (date.year() + 1, time::Month::January),
+                    m => (date.year(), m.next()),
+                };
+                time::Date::from_calendar_date(year, month, 1)
+                    .map(|d| d.midnight().assume_utc())
+                    .unwrap_or(start + time::Duration::days(31))
+            }
+        }
+    }
+}
+
+impl fmt::Display for LimitReset {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl FromStr for LimitReset {
+    type Err = SpecError;
+    fn from_str(s: &str) -> Result<Self, SpecError> {
+        LimitReset::ALL
+            .into_iter()
+            .find(|r| r.as_str() == s)
+            .ok_or_else(|| SpecError::UnknownLimitReset(s.to_string()))
+    }
 }
 
 /// What a caller asks for when creating (or importing) a key.
@@ -130,6 +204,15 @@ pub struct KeySpec {
     pub credit_limit: Option<f64>,
     pub expires_at: Option<OffsetDateTime>,
     pub allowed_ips: Vec<IpNet>,
+    /// A key for administration only: the management API and the key
+    /// check, never a model.
+    pub management: bool,
+    /// The window the credit limit resets over; none: a lifetime limit.
+    pub limit_reset: Option<LimitReset>,
+    /// Whether spending on the owner's own provider keys counts toward the
+    /// limit (carried for OpenRouter's clients; keywarden records no BYOK
+    /// spend).
+    pub include_byok_in_limit: bool,
 }
 
 impl KeySpec {
@@ -146,6 +229,9 @@ impl KeySpec {
             credit_limit: None,
             expires_at: None,
             allowed_ips: Vec::new(),
+            management: false,
+            limit_reset: None,
+            include_byok_in_limit: false,
         }
     }
 
@@ -186,6 +272,9 @@ impl KeySpec {
         if let Some(limit) = self.credit_limit.filter(|l| !l.is_finite() || *l < 0.0) {
             return Err(SpecError::BadCreditLimit(limit));
         }
+        if self.limit_reset.is_some() && self.credit_limit.is_none() {
+            return Err(SpecError::ResetWithoutLimit);
+        }
         Ok(())
     }
 }
@@ -195,7 +284,7 @@ pub const MAX_TEXT_CHARS: usize = 200;
 
 /// Refuses text that could forge lines or drive a terminal where it is
 /// shown (tables, logs, emails), and text too long to show.
-pub(super) fn check_text(field: &'static str, value: &str) -> Result<(), SpecError> {
+pub fn check_text(field: &'static str, value: &str) -> Result<(), SpecError> {
     if value.chars().any(crate::untrusted::is_hostile) {
         return Err(SpecError::HostileText {
             field,
@@ -253,6 +342,9 @@ pub enum KeyState {
     Active,
     Revoked,
     Expired,
+    /// Turned off by an operator; may be turned on again (a revoked key
+    /// never can).
+    Disabled,
 }
 
 impl fmt::Display for KeyState {
@@ -261,6 +353,7 @@ impl fmt::Display for KeyState {
             KeyState::Active => "active",
             KeyState::Revoked => "revoked",
             KeyState::Expired => "expired",
+            KeyState::Disabled => "disabled",
         })
     }
 }
@@ -272,7 +365,10 @@ impl FromStr for KeyState {
             "active" => Ok(KeyState::Active),
             "revoked" => Ok(KeyState::Revoked),
             "expired" => Ok(KeyState::Expired),
-            _ => Err(format!("unknown state {s:?} (active, revoked, expired)")),
+            "disabled" => Ok(KeyState::Disabled),
+            _ => Err(format!(
+                "unknown state {s:?} (active, revoked, expired, disabled)"
+            )),
         }
     }
 }
@@ -306,6 +402,37 @@ pub struct KeyRecord {
     pub label: String,
     #[serde(serialize_with = "serialize_hash")]
     pub key_hash: KeyHash,
+    /// A key for administration only (OpenRouter's management key).
+    #[serde(rename = "is_management_key")]
+    pub management: bool,
+    pub limit_reset: Option<LimitReset>,
+    pub include_byok_in_limit: bool,
+    /// When an operator turned the key off, and who (`cli`, or
+    /// `api:<management key id>`); none while it is on.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub disabled_at: Option<OffsetDateTime>,
+    pub disabled_by: Option<String>,
+    /// When the key's settings last changed after creation.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub updated_at: Option<OffsetDateTime>,
+    /// When the key was deleted through the management API: it is revoked
+    /// and the API no longer shows it; the row stays, so a later leak
+    /// report still finds the key.
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub deleted_at: Option<OffsetDateTime>,
+    /// Spend in the day, week and month that held `usage_at`, the last
+    /// spend; read them through [`KeyRecord::usage_in`].
+    #[serde(skip)]
+    pub window_usage: WindowUsage,
+}
+
+/// Spend per reset window as of the last spend.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct WindowUsage {
+    pub daily: f64,
+    pub weekly: f64,
+    pub monthly: f64,
+    pub at: Option<OffsetDateTime>,
 }
 
 fn serialize_hash<S: serde::Serializer>(h: &KeyHash, s: S) -> Result<S::Ok, S::Error> {
@@ -313,14 +440,47 @@ fn serialize_hash<S: serde::Serializer>(h: &KeyHash, s: S) -> Result<S::Ok, S::E
 }
 
 impl KeyRecord {
-    /// Active, revoked (at or before `now`) or expired.
+    /// Active, revoked (at or before `now`), expired or disabled, in that
+    /// order of precedence: a revoked key stays revoked whatever else is
+    /// done to it.
     pub fn state(&self, now: OffsetDateTime) -> KeyState {
         if self.revoked_at.is_some_and(|at| at <= now) {
             KeyState::Revoked
         } else if self.expires_at.is_some_and(|at| at <= now) {
             KeyState::Expired
+        } else if self.disabled_at.is_some() {
+            KeyState::Disabled
         } else {
             KeyState::Active
+        }
+    }
+
+    /// Whether the key may invoke a model: never a management key or a
+    /// read-only one.
+    pub fn can_invoke_models(&self) -> bool {
+        !self.management && self.key_type.can_invoke_models()
+    }
+
+    /// Spend in the `window` that holds `now`: 0 once the window of the
+    /// last spend has rolled over.
+    pub fn usage_in(&self, window: LimitReset, now: OffsetDateTime) -> f64 {
+        let w = &self.window_usage;
+        match w.at {
+            Some(at) if window.window_start(at) == window.window_start(now) => match window {
+                LimitReset::Daily => w.daily,
+                LimitReset::Weekly => w.weekly,
+                LimitReset::Monthly => w.monthly,
+            },
+            _ => 0.0,
+        }
+    }
+
+    /// What the credit limit is compared with: the spend of the current
+    /// window when the limit resets, the lifetime usage otherwise.
+    pub fn limit_spend(&self, now: OffsetDateTime) -> f64 {
+        match self.limit_reset {
+            Some(window) => self.usage_in(window, now),
+            None => self.usage,
         }
     }
 
@@ -330,9 +490,10 @@ impl KeyRecord {
         self.allowed_ips.is_empty() || self.allowed_ips.iter().any(|net| net.contains(&ip))
     }
 
-    /// Credits left under the limit, if there is one.
-    pub fn limit_remaining(&self) -> Option<f64> {
-        self.credit_limit.map(|l| (l - self.usage).max(0.0))
+    /// Credits left under the limit as of `now`, if there is one.
+    pub fn limit_remaining(&self, now: OffsetDateTime) -> Option<f64> {
+        self.credit_limit
+            .map(|l| (l - self.limit_spend(now)).max(0.0))
     }
 }
 

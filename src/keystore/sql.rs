@@ -6,8 +6,8 @@
 use super::store::outcome_state;
 use super::store::redact_url;
 use super::{
-    AttemptOutcome, KeyHash, KeyRecord, KeyStore, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
-    OutboxRow, Revocation, StoreError,
+    AttemptOutcome, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter,
+    OutboxEmail, OutboxRow, PageFilter, Revocation, StoreError, UpdateOutcome, WindowUsage,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -25,7 +25,31 @@ static POSTGRES_MIGRATOR: Migrator = sqlx::migrate!("migrations/postgres");
 
 const COLUMNS: &str = "id, key_hash, label, name, owner_id, owner_email, team, key_type, scopes, \
      credit_limit, usage, expires_at, allowed_ips, created_at, last_used_at, revoked_at, \
-     revocation_reason";
+     revocation_reason, is_management, limit_reset, include_byok_in_limit, disabled_at, \
+     disabled_by, updated_at, deleted_at, usage_daily, usage_weekly, usage_monthly, usage_at";
+
+/// Revokes key $3 as of $1 for reason $2, unless it was revoked before
+/// (a scheduled revocation after $1 is brought forward).
+const REVOKE_KEY: &str = "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
+     revocation_scheduled = 0 WHERE id = $3 AND (revoked_at IS NULL \
+     OR (revocation_scheduled = 1 AND revoked_at > $1))";
+
+/// One statement for every change of settings, so that concurrent updates
+/// and revocations each apply whole. `$1` name, `$2`/`$3` whether and what
+/// credit limit, `$4`/`$5` whether and what limit reset, `$6` BYOK flag,
+/// `$7` disabled (1), enabled (0) or unchanged (NULL), `$8` now, `$9` who,
+/// `$10` the key's id. Turning a revoked key on again matches no row.
+const UPDATE_KEY: &str = "UPDATE keys SET name = COALESCE($1, name), \
+     credit_limit = CASE WHEN $2 = 1 THEN $3 ELSE credit_limit END, \
+     limit_reset = CASE WHEN $4 = 1 THEN $5 ELSE limit_reset END, \
+     include_byok_in_limit = COALESCE($6, include_byok_in_limit), \
+     disabled_at = CASE COALESCE($7, -1) WHEN 1 THEN COALESCE(disabled_at, $8) \
+     WHEN 0 THEN NULL ELSE disabled_at END, \
+     disabled_by = CASE COALESCE($7, -1) WHEN 1 THEN COALESCE(disabled_by, $9) \
+     WHEN 0 THEN NULL ELSE disabled_by END, \
+     updated_at = $8 \
+     WHERE id = $10 AND deleted_at IS NULL \
+     AND NOT (COALESCE($7, -1) = 0 AND revoked_at IS NOT NULL AND revoked_at <= $8)";
 
 /// The one revocation record of a key ($1 key id, $2 revoked at, $3 reason,
 /// $4 recorded at); a scheduled one is brought forward.
@@ -85,6 +109,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// The statement that claims due outbox rows (`$1` worker, `$2` lease
     /// end, `$3` now, `$4` limit), returning their ids.
     const CLAIM: &'static str;
+    /// The column that orders rows of `keys` by insertion.
+    const INSERT_ORDER: &'static str;
     fn migrator() -> &'static Migrator;
     /// How many rows a statement changed.
     fn rows_affected(result: <Self::Db as Database>::QueryResult) -> u64;
@@ -98,6 +124,7 @@ impl Dialect for Sqlite {
     const BACKEND: &'static str = "sqlite";
     // SQLite runs one writer at a time, so the statement is atomic as it is.
     const CLAIM: &'static str = SQLITE_CLAIM;
+    const INSERT_ORDER: &'static str = "rowid";
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }
@@ -113,6 +140,7 @@ impl Dialect for Postgres {
     type Db = sqlx::Postgres;
     const BACKEND: &'static str = "postgres";
     const CLAIM: &'static str = POSTGRES_CLAIM;
+    const INSERT_ORDER: &'static str = "seq";
     fn migrator() -> &'static Migrator {
         &POSTGRES_MIGRATOR
     }
@@ -193,6 +221,23 @@ where
             last_used_at: opt_ts("last_used_at")?,
             revoked_at: opt_ts("revoked_at")?,
             revocation_reason: row.try_get("revocation_reason")?,
+            management: row.try_get::<i64, _>("is_management")? != 0,
+            limit_reset: row
+                .try_get::<Option<String>, _>("limit_reset")?
+                .map(|r| r.parse())
+                .transpose()
+                .map_err(|e| corrupt(&id, e))?,
+            include_byok_in_limit: row.try_get::<i64, _>("include_byok_in_limit")? != 0,
+            disabled_at: opt_ts("disabled_at")?,
+            disabled_by: row.try_get("disabled_by")?,
+            updated_at: opt_ts("updated_at")?,
+            deleted_at: opt_ts("deleted_at")?,
+            window_usage: WindowUsage {
+                daily: row.try_get("usage_daily")?,
+                weekly: row.try_get("usage_weekly")?,
+                monthly: row.try_get("usage_monthly")?,
+                at: opt_ts("usage_at")?,
+            },
             id,
         })
     }
@@ -203,8 +248,10 @@ where
     {
         let sql = format!(
             "INSERT INTO keys ({COLUMNS}) VALUES \
-                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)"
+                     ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+                     $18, $19, $20, $21, $22, $23, $24, $25, $26, $27, $28)"
         );
+        let w = &r.window_usage;
         let result = sqlx::query(&sql)
             .bind(&r.id)
             .bind(r.key_hash.to_hex())
@@ -223,6 +270,17 @@ where
             .bind(r.last_used_at.map(unix))
             .bind(r.revoked_at.map(unix))
             .bind(&r.revocation_reason)
+            .bind(i64::from(r.management))
+            .bind(r.limit_reset.map(|l| l.as_str()))
+            .bind(i64::from(r.include_byok_in_limit))
+            .bind(r.disabled_at.map(unix))
+            .bind(&r.disabled_by)
+            .bind(r.updated_at.map(unix))
+            .bind(r.deleted_at.map(unix))
+            .bind(w.daily)
+            .bind(w.weekly)
+            .bind(w.monthly)
+            .bind(w.at.map(unix))
             .execute(executor)
             .await;
         match result {
@@ -232,6 +290,34 @@ where
             }
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Revokes key `id` inside `tx` and records the revocation; false when
+    /// it was revoked before.
+    async fn revoke_in(
+        tx: &mut sqlx::Transaction<'_, D::Db>,
+        id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let updated = D::rows_affected(
+            sqlx::query(REVOKE_KEY)
+                .bind(unix(at))
+                .bind(reason)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?,
+        );
+        if updated == 1 {
+            sqlx::query(RECORD_REVOCATION)
+                .bind(id)
+                .bind(unix(at))
+                .bind(reason)
+                .bind(unix(at))
+                .execute(&mut **tx)
+                .await?;
+        }
+        Ok(updated == 1)
     }
 }
 
@@ -318,6 +404,79 @@ where
         Ok(out)
     }
 
+    async fn page(
+        &self,
+        filter: &PageFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<KeyRecord>, StoreError> {
+        let sql = format!(
+            "SELECT {COLUMNS} FROM keys WHERE deleted_at IS NULL \
+             AND ($1 = 1 OR (disabled_at IS NULL AND (revoked_at IS NULL OR revoked_at > $3))) \
+             AND ($2 = 1 OR expires_at IS NULL OR expires_at > $3) \
+             ORDER BY created_at DESC, {} DESC LIMIT $4 OFFSET $5",
+            D::INSERT_ORDER
+        );
+        let clamp = |n: u64| i64::try_from(n).unwrap_or(i64::MAX);
+        let rows = sqlx::query(&sql)
+            .bind(i64::from(filter.include_disabled))
+            .bind(i64::from(filter.include_expired))
+            .bind(unix(now))
+            .bind(clamp(filter.limit))
+            .bind(clamp(filter.offset))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(Self::record_from_row).collect()
+    }
+
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<UpdateOutcome, StoreError> {
+        let sql = format!("{UPDATE_KEY} RETURNING {COLUMNS}");
+        let row = sqlx::query(&sql)
+            .bind(update.name.as_deref())
+            .bind(i64::from(update.credit_limit.is_some()))
+            .bind(update.credit_limit.flatten())
+            .bind(i64::from(update.limit_reset.is_some()))
+            .bind(update.limit_reset.flatten().map(|l| l.as_str()))
+            .bind(update.include_byok_in_limit.map(i64::from))
+            .bind(update.disabled.map(i64::from))
+            .bind(unix(at))
+            .bind(by)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        if let Some(row) = row {
+            return Ok(UpdateOutcome::Updated(Self::record_from_row(&row)?));
+        }
+        Ok(match self.get(id).await? {
+            Some(record) if record.deleted_at.is_none() => UpdateOutcome::Revoked(record),
+            _ => UpdateOutcome::NotFound,
+        })
+    }
+
+    async fn delete(
+        &self,
+        id: &str,
+        reason: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        Self::revoke_in(&mut tx, id, reason, at).await?;
+        let deleted = D::rows_affected(
+            sqlx::query("UPDATE keys SET deleted_at = $1 WHERE id = $2 AND deleted_at IS NULL")
+                .bind(unix(at))
+                .bind(id)
+                .execute(&mut *tx)
+                .await?,
+        );
+        tx.commit().await?;
+        Ok(deleted == 1)
+    }
+
     async fn revoke(
         &self,
         id: &str,
@@ -325,27 +484,7 @@ where
         at: OffsetDateTime,
     ) -> Result<Revocation, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let updated = D::rows_affected(
-            sqlx::query(
-                "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
-                     revocation_scheduled = 0 WHERE id = $3 AND (revoked_at IS NULL \
-                     OR (revocation_scheduled = 1 AND revoked_at > $1))",
-            )
-            .bind(unix(at))
-            .bind(reason)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?,
-        );
-        if updated == 1 {
-            sqlx::query(RECORD_REVOCATION)
-                .bind(id)
-                .bind(unix(at))
-                .bind(reason)
-                .bind(unix(at))
-                .execute(&mut *tx)
-                .await?;
-        }
+        let updated = Self::revoke_in(&mut tx, id, reason, at).await?;
         let sql = format!("SELECT {COLUMNS} FROM keys WHERE id = $1");
         let row = sqlx::query(&sql).bind(id).fetch_optional(&mut *tx).await?;
         tx.commit().await?;
@@ -353,7 +492,7 @@ where
             Some(row) => Self::record_from_row(&row)?,
             None => return Err(StoreError::NotFound(id.to_string())),
         };
-        Ok(if updated == 1 {
+        Ok(if updated {
             Revocation::Revoked(record)
         } else {
             Revocation::AlreadyRevoked(record)

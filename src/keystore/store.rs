@@ -1,7 +1,8 @@
 //! The storage trait and the choice of backend from a database URL.
 
 use super::sql::{PostgresStore, SqliteStore};
-use super::{KeyHash, KeyRecord, KeyState, StoreError};
+use super::model::check_text;
+use super::{KeyHash, KeyRecord, KeyState, LimitReset, SpecError, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
 use time::OffsetDateTime;
@@ -11,6 +12,57 @@ use time::OffsetDateTime;
 pub struct ListFilter {
     pub owner_email: Option<String>,
     pub state: Option<KeyState>,
+}
+
+/// Which keys a page of the management API holds, newest first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PageFilter {
+    /// Disabled and revoked keys too.
+    pub include_disabled: bool,
+    /// Expired keys too.
+    pub include_expired: bool,
+    pub offset: u64,
+    pub limit: u64,
+}
+
+/// A change to a key's settings; `None` leaves a setting as it is.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct KeyUpdate {
+    pub name: Option<String>,
+    /// Turn the key off (`true`) or on again (`false`).
+    pub disabled: Option<bool>,
+    /// A new credit limit, or `Some(None)` for none.
+    pub credit_limit: Option<Option<f64>>,
+    pub limit_reset: Option<Option<LimitReset>>,
+    pub include_byok_in_limit: Option<bool>,
+}
+
+impl KeyUpdate {
+    /// Checks the new values by the rules every key obeys.
+    pub fn validate(&self) -> Result<(), SpecError> {
+        if let Some(name) = &self.name {
+            if name.trim().is_empty() {
+                return Err(SpecError::EmptyName);
+            }
+            check_text("name", name)?;
+        }
+        if let Some(Some(limit)) = self.credit_limit
+            && (!limit.is_finite() || limit < 0.0)
+        {
+            return Err(SpecError::BadCreditLimit(limit));
+        }
+        Ok(())
+    }
+}
+
+/// What an update did.
+#[derive(Debug, Clone, PartialEq)]
+pub enum UpdateOutcome {
+    Updated(KeyRecord),
+    /// No such key, or it was deleted.
+    NotFound,
+    /// The update would turn a revoked key on again: nothing changed.
+    Revoked(KeyRecord),
 }
 
 /// The outcome of a revocation.
@@ -142,6 +194,27 @@ pub trait KeyStore: Send + Sync {
         filter: &ListFilter,
         now: OffsetDateTime,
     ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// A page of keys not deleted, newest first; states as of `now`.
+    async fn page(
+        &self,
+        filter: &PageFilter,
+        now: OffsetDateTime,
+    ) -> Result<Vec<KeyRecord>, StoreError>;
+    /// Changes key `id`'s settings in one statement, as `by` at `at`. A
+    /// revoked key is never turned on again (revocation wins over any
+    /// concurrent update); disabling keeps the first who and when.
+    async fn update(
+        &self,
+        id: &str,
+        update: &KeyUpdate,
+        by: &str,
+        at: OffsetDateTime,
+    ) -> Result<UpdateOutcome, StoreError>;
+    /// Deletes key `id` as the management API does: revoked (`reason`) and
+    /// hidden from the API, in one transaction. False when there is no
+    /// such key or it was deleted before.
+    async fn delete(&self, id: &str, reason: &str, at: OffsetDateTime)
+    -> Result<bool, StoreError>;
     /// Revokes key `id` as of `at`, atomically: of several concurrent
     /// callers exactly one gets `Revoked`, the others `AlreadyRevoked`.
     /// A key whose scheduled revocation lies after `at` is revoked at `at`.

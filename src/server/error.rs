@@ -17,7 +17,10 @@ pub enum ApiError {
     RateLimited { retry_after_secs: u64 },
     /// The store cannot be reached; retry later.
     Unavailable,
-    /// A partner request whose signature headers are missing or undecodable.
+    /// A request that cannot be carried out as sent: partner signature
+    /// headers missing or undecodable, a management body or query that is
+    /// not what the API takes. The message is ours (anything quoted from
+    /// the request is escaped).
     BadRequest(String),
     /// A partner request signed by an unknown key, or not by the key named.
     SignatureRejected,
@@ -33,6 +36,13 @@ pub enum ApiError {
     BodyBroken,
     /// Too many partner bodies are being read at once; retry later.
     Busy,
+    /// A key that may not use the management API (not a management key).
+    NotManagementKey,
+    /// No such key (or it was deleted).
+    NotFound,
+    /// The request conflicts with the key's state (e.g. re-enabling a
+    /// revoked key).
+    Conflict(String),
     /// Anything else that went wrong on our side.
     Internal,
 }
@@ -42,7 +52,7 @@ impl IntoResponse for ApiError {
         let too_large;
         let (status, message, retry_after) = match &self {
             ApiError::PayloadTooLarge { limit } => {
-                too_large = format!("The report is larger than {limit} bytes");
+                too_large = format!("The request body is larger than {limit} bytes");
                 (StatusCode::PAYLOAD_TOO_LARGE, too_large.as_str(), None)
             }
             ApiError::BodyTimeout => (
@@ -90,6 +100,13 @@ impl IntoResponse for ApiError {
                 "The key store is unavailable; try again shortly",
                 Some(5),
             ),
+            ApiError::NotManagementKey => (
+                StatusCode::FORBIDDEN,
+                "Only management keys can perform this operation",
+                None,
+            ),
+            ApiError::NotFound => (StatusCode::NOT_FOUND, "API key not found", None),
+            ApiError::Conflict(m) => (StatusCode::CONFLICT, m.as_str(), None),
             ApiError::Internal => (StatusCode::INTERNAL_SERVER_ERROR, "Internal error", None),
         };
         let body = json!({ "error": { "code": status.as_u16(), "message": message } });
@@ -108,7 +125,13 @@ impl From<crate::keystore::StoreError> for ApiError {
         if e.is_unavailable() {
             ApiError::Unavailable
         } else {
-            ApiError::Internal
+            use crate::keystore::StoreError as S;
+            match e {
+                S::Spec(spec) => ApiError::BadRequest(spec.to_string()),
+                S::NotFound(_) => ApiError::NotFound,
+                e @ S::NotRotatable { .. } => ApiError::Conflict(e.to_string()),
+                _ => ApiError::Internal,
+            }
         }
     }
 }

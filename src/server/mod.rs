@@ -8,7 +8,9 @@ mod auth;
 mod body;
 mod error;
 mod key_check;
+mod key_view;
 mod listener;
+mod management;
 mod metrics;
 mod partner_route;
 mod rate_limit;
@@ -45,6 +47,18 @@ pub fn router(state: AppState) -> Router {
     let partner_path = state.inner.config.partner_path.clone();
     Router::new()
         .route("/api/v1/key", get(key_check::key_info))
+        .route(
+            "/api/v1/keys",
+            get(management::list).post(management::create),
+        )
+        .route(
+            "/api/v1/keys/{hash}",
+            get(management::get)
+                .patch(management::update)
+                .delete(management::delete),
+        )
+        .route("/api/v1/keys/{hash}/rotate", post(management::rotate))
+        .route("/api/v1/keys/{hash}/revoke", post(management::revoke))
         .route(&partner_path, post(partner_route::github_report))
         .route("/healthz", get(healthz))
         .layer(middleware::from_fn_with_state(

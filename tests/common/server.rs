@@ -283,3 +283,18 @@ impl StandIn {
         self.requests.lock().unwrap().clone()
     }
 }
+
+/// `METHOD url` with the headers and an optional JSON body.
+pub fn call(method: &str, url: &str, headers: &[(&str, &str)], body: Option<&str>) -> Reply {
+    let mut builder = ureq::http::Request::builder().method(method).uri(url);
+    for (name, value) in headers {
+        builder = builder.header(*name, *value);
+    }
+    if body.is_some() {
+        builder = builder.header("Content-Type", "application/json");
+    }
+    let request = builder
+        .body(body.unwrap_or("").as_bytes().to_vec())
+        .unwrap();
+    reply(agent().run(request).expect("request reaches the server"))
+}

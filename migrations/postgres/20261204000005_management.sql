@@ -1,0 +1,21 @@
+-- OpenRouter's key management: management keys, disabled keys (who and
+-- when), spending windows that reset, and keys deleted through the API
+-- (revoked and hidden from it; the row stays so a later leak report still
+-- finds the key).
+ALTER TABLE keys ADD COLUMN is_management BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN limit_reset TEXT CHECK (limit_reset IN ('daily', 'weekly', 'monthly'));
+ALTER TABLE keys ADD COLUMN include_byok_in_limit BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN disabled_at BIGINT;
+ALTER TABLE keys ADD COLUMN disabled_by TEXT;
+ALTER TABLE keys ADD COLUMN updated_at BIGINT;
+ALTER TABLE keys ADD COLUMN deleted_at BIGINT;
+-- Spend in the current UTC day, week (from Monday) and month, as of the
+-- last spend at usage_at: a window that has rolled over since reads as 0.
+ALTER TABLE keys ADD COLUMN usage_daily DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN usage_weekly DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN usage_monthly DOUBLE PRECISION NOT NULL DEFAULT 0;
+ALTER TABLE keys ADD COLUMN usage_at BIGINT;
+-- The management API lists keys newest first: created_at has whole
+-- seconds, so ties are broken by the order of insertion.
+ALTER TABLE keys ADD COLUMN seq BIGSERIAL;
+CREATE INDEX keys_listing ON keys (created_at DESC, seq DESC);

@@ -1,0 +1,194 @@
+//! `keywarden keys … --server URL`: the key lifecycle through a running
+//! server's management API (`/api/v1/keys`), with the management key in
+//! `KEYWARDEN_MANAGEMENT_KEY`, so that operators of a replicated
+//! deployment never need the database's credentials.
+
+use anyhow::{Context, bail};
+use keywarden::untrusted::{one_line, printable};
+use serde_json::{Value, json};
+use std::io::Write;
+
+/// The environment variable that holds the management key.
+pub const MANAGEMENT_KEY_ENV: &str = "KEYWARDEN_MANAGEMENT_KEY";
+
+/// Keys a page of the management API holds.
+const PAGE_SIZE: usize = 100;
+
+/// A server's management API and the key to call it with.
+pub struct Remote {
+    api: String,
+    shown: String,
+    key: keywarden::secret::Secret,
+    agent: ureq::Agent,
+}
+
+impl Remote {
+    /// The API of the server at `base` (e.g. `https://keys.example.com`).
+    pub fn new(base: &str) -> anyhow::Result<Remote> {
+        if !(base.starts_with("https://") || base.starts_with("http://")) {
+            bail!(
+                "--server {:?} is not an http(s) URL",
+                one_line(base, 100)
+            );
+        }
+        let key = std::env::var(MANAGEMENT_KEY_ENV).unwrap_or_default();
+        let key = keywarden::secret::Secret::new(key.trim());
+        if key.expose().is_empty() {
+            bail!(
+                "--server needs a management key: set {MANAGEMENT_KEY_ENV} (make one with `keywarden keys create --management` on the database)"
+            );
+        }
+        let agent: ureq::Agent = ureq::Agent::config_builder()
+            .http_status_as_error(false)
+            .timeout_global(Some(std::time::Duration::from_secs(30)))
+            .max_redirects(0)
+            .user_agent(concat!("keywarden/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .into();
+        let base = base.trim_end_matches('/');
+        Ok(Remote {
+            api: format!("{base}/api/v1"),
+            shown: one_line(base, 100),
+            key,
+            agent,
+        })
+    }
+
+    /// `METHOD /api/v1{path}` with an optional JSON body; the answer's JSON
+    /// on success, the server's error message otherwise.
+    fn call(&self, method: &str, path: &str, body: Option<&Value>) -> anyhow::Result<Value> {
+        let url = format!("{}{path}", self.api);
+        let auth = format!("Bearer {}", String::from_utf8_lossy(self.key.expose()));
+        let request = ureq::http::Request::builder()
+            .method(method)
+            .uri(&url)
+            .header("Authorization", auth)
+            .header("Content-Type", "application/json")
+            .body(body.map(Value::to_string).unwrap_or_default())
+            .context("cannot build the request")?;
+        let mut response = self
+            .agent
+            .run(request)
+            .with_context(|| format!("cannot reach the server at {}", self.shown))?;
+        let status = response.status();
+        let text = response
+            .body_mut()
+            .with_config()
+            .limit(16 << 20)
+            .read_to_string()
+            .with_context(|| format!("cannot read the answer of {}", self.shown))?;
+        let value: Value = serde_json::from_str(&text).unwrap_or(Value::Null);
+        if !status.is_success() {
+            let message = value["error"]["message"]
+                .as_str()
+                .map(|m| one_line(m, 300))
+                .unwrap_or_else(|| "no message".into());
+            bail!(
+                "the server at {} answered {} to {method} {path}: {message}",
+                self.shown,
+                status.as_u16()
+            );
+        }
+        if value.is_null() {
+            bail!("the server at {} answered with no JSON", self.shown);
+        }
+        Ok(value)
+    }
+
+    pub fn create(&self, body: &Value) -> anyhow::Result<Value> {
+        let made = self.call("POST", "/keys", Some(body))?;
+        Ok(json!({ "key": made["key"], "record": made["data"] }))
+    }
+
+    /// Every key, disabled and expired ones too, newest first.
+    pub fn list(&self) -> anyhow::Result<Vec<Value>> {
+        let mut all = Vec::new();
+        loop {
+            let path = format!(
+                "/keys?include_disabled=true&include_expired=true&offset={}",
+                all.len()
+            );
+            let page = self.call("GET", &path, None)?;
+            let keys = page["data"].as_array().cloned().unwrap_or_default();
+            let last = keys.len() < PAGE_SIZE;
+            all.extend(keys);
+            if last {
+                return Ok(all);
+            }
+        }
+    }
+
+    /// `id`: a key id, or a key hash.
+    pub fn show(&self, id: &str) -> anyhow::Result<Value> {
+        Ok(self.call("GET", &key_path(id)?, None)?["data"].take())
+    }
+
+    pub fn set_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<Value> {
+        let body = json!({ "disabled": disabled });
+        Ok(self.call("PATCH", &key_path(id)?, Some(&body))?["data"].take())
+    }
+
+    pub fn rotate(&self, id: &str, grace_seconds: i64) -> anyhow::Result<Value> {
+        let body = json!({ "grace_seconds": grace_seconds });
+        let made = self.call("POST", &format!("{}/rotate", key_path(id)?), Some(&body))?;
+        Ok(json!({
+            "key": made["key"],
+            "record": made["data"],
+            "old_id": made["old_id"],
+            "old_revoked_at": made["old_revoked_at"],
+        }))
+    }
+
+    pub fn revoke(&self, id: &str, reason: &str) -> anyhow::Result<Value> {
+        let body = json!({ "reason": reason });
+        let done = self.call("POST", &format!("{}/revoke", key_path(id)?), Some(&body))?;
+        Ok(json!({ "outcome": done["outcome"], "record": done["data"] }))
+    }
+}
+
+/// The API path of a key named by id or hash; anything else is refused
+/// here rather than sent into a URL.
+fn key_path(id: &str) -> anyhow::Result<String> {
+    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    {
+        Ok(format!("/keys/{id}"))
+    } else {
+        bail!("{:?} is not a key id (key_…) or hash", one_line(id, 80))
+    }
+}
+
+/// A text field of a key object, `-` when absent or null.
+fn field(key: &Value, name: &str) -> String {
+    match &key[name] {
+        Value::Null => "-".into(),
+        Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+/// `keys list` as a table, from the API's key objects.
+pub fn print_table(keys: &[Value]) -> anyhow::Result<()> {
+    let rows: Vec<Vec<String>> = keys
+        .iter()
+        .map(|k| {
+            ["id", "name", "owner_email", "type", "label", "state", "expires_at"]
+                .iter()
+                .map(|name| field(k, name))
+                .collect()
+        })
+        .collect();
+    let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"];
+    super::output::write_table(&mut std::io::stdout().lock(), &header, &rows)?;
+    Ok(())
+}
+
+/// `keys show` as `name value` lines, from the API's key object.
+pub fn print_details(key: &Value) -> anyhow::Result<()> {
+    let mut out = std::io::stdout().lock();
+    if let Some(fields) = key.as_object() {
+        for name in fields.keys() {
+            writeln!(out, "{name:<22}{}", printable(&field(key, name)))?;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,132 @@
+//! Keys in OpenRouter's JSON shapes: the `data` of `GET /api/v1/key` and
+//! the key objects of the management API (`/api/v1/keys`), each with every
+//! field OpenRouter's SDK requires and keywarden's own fields under their
+//! own names. Which fields are live data and which are OpenRouter's value
+//! for a concept keywarden does not have is listed in the README.
+
+use crate::keystore::{KeyRecord, KeyState, LimitReset, rfc3339};
+use serde_json::{Value, json};
+use time::OffsetDateTime;
+
+/// What the rate limit note says (OpenRouter's field is free text).
+const RATE_LIMIT_NOTE: &str =
+    "keywarden's per-key limit for this key type, counted by each replica";
+
+fn opt_time(at: Option<OffsetDateTime>) -> Value {
+    at.map_or(Value::Null, |at| json!(rfc3339(at)))
+}
+
+fn usage_windows(r: &KeyRecord, now: OffsetDateTime) -> Value {
+    json!({
+        "usage": r.usage,
+        "usage_daily": r.usage_in(LimitReset::Daily, now),
+        "usage_weekly": r.usage_in(LimitReset::Weekly, now),
+        "usage_monthly": r.usage_in(LimitReset::Monthly, now),
+        // keywarden records no spend on the owner's own provider keys.
+        "byok_usage": 0.0,
+        "byok_usage_daily": 0.0,
+        "byok_usage_weekly": 0.0,
+        "byok_usage_monthly": 0.0,
+    })
+}
+
+/// The key's own credit limit as OpenRouter's budget layer `key_limit`.
+fn key_limit_budget(r: &KeyRecord, now: OffsetDateTime) -> Option<Value> {
+    let limit = r.credit_limit?;
+    let spend = r.limit_spend(now);
+    Some(json!({
+        "scope": "key_limit",
+        "budget_id": null,
+        "guardrail_id": null,
+        "include_byok": r.include_byok_in_limit,
+        "limit_usd": limit,
+        "spend_usd": spend,
+        "remaining_usd": limit - spend,
+        "reset_interval": r.limit_reset,
+        "resets_at": opt_time(r.limit_reset.map(|w| w.next_reset(now))),
+    }))
+}
+
+/// Adds the fields of `extra` (an object) to `base` (an object).
+fn merge(mut base: Value, extra: Value) -> Value {
+    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
+        base.extend(extra);
+    }
+    base
+}
+
+/// The `data` of `GET /api/v1/key` for the calling key.
+pub fn current_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
+    let budget = key_limit_budget(r, now);
+    let base = json!({
+        "label": r.label,
+        "name": r.name,
+        "limit": r.credit_limit,
+        "limit_remaining": r.limit_remaining(now),
+        "limit_reset": r.limit_reset,
+        "include_byok_in_limit": r.include_byok_in_limit,
+        "is_free_tier": false,
+        "is_management_key": r.management,
+        // OpenRouter's earlier name for a management key.
+        "is_provisioning_key": r.management,
+        "rate_limit": {
+            "requests": r.key_type.requests_per_minute(),
+            "interval": "1m",
+            "note": RATE_LIMIT_NOTE,
+        },
+        "expires_at": opt_time(r.expires_at),
+        "creator_user_id": r.owner_id,
+        "workspace_id": r.team,
+        "organization_id": null,
+        "budgets": budget.iter().collect::<Vec<_>>(),
+        "effective_budget": budget,
+        "allowed_data_regions": if r.can_invoke_models() { json!(["global"]) } else { json!([]) },
+        "free_model_daily_requests": { "limit": 0, "remaining": 0, "used": 0 },
+        // keywarden's own.
+        "type": r.key_type,
+        "scopes": r.scopes,
+        "team": r.team,
+        "allowed_ips": r.allowed_ips,
+        "can_invoke_models": r.can_invoke_models(),
+    });
+    merge(base, usage_windows(r, now))
+}
+
+/// A key object of the management API.
+pub fn managed_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
+    let state = r.state(now);
+    let base = json!({
+        "hash": r.key_hash.to_hex(),
+        "name": r.name,
+        "label": r.label,
+        // OpenRouter knows no revocation: a revoked key is a disabled one.
+        "disabled": matches!(state, KeyState::Disabled | KeyState::Revoked),
+        "limit": r.credit_limit,
+        "limit_remaining": r.limit_remaining(now),
+        "limit_reset": r.limit_reset,
+        "include_byok_in_limit": r.include_byok_in_limit,
+        "created_at": rfc3339(r.created_at),
+        "updated_at": opt_time(r.updated_at),
+        "last_used_at": opt_time(r.last_used_at),
+        "expires_at": opt_time(r.expires_at),
+        "creator_user_id": r.owner_id,
+        "workspace_id": r.team.as_deref().unwrap_or("default"),
+        "external_user": null,
+        // keywarden's own.
+        "id": r.id,
+        "type": r.key_type,
+        "scopes": r.scopes,
+        "team": r.team,
+        "allowed_ips": r.allowed_ips,
+        "owner_email": r.owner_email,
+        "is_management_key": r.management,
+        "can_invoke_models": r.can_invoke_models(),
+        "rate_limit_per_minute": r.key_type.requests_per_minute(),
+        "state": state,
+        "disabled_at": opt_time(r.disabled_at),
+        "disabled_by": r.disabled_by,
+        "revoked_at": opt_time(r.revoked_at),
+        "revocation_reason": r.revocation_reason,
+    });
+    merge(base, usage_windows(r, now))
+}

@@ -1,0 +1,502 @@
+//! OpenRouter's key-management API (`/api/v1/keys`) and the full
+//! `GET /api/v1/key` shape, on a real `keywarden serve`, with OpenRouter's
+//! official Python SDK as the client and with raw requests for every
+//! refusal.
+
+mod common;
+
+use common::db::TestDb;
+use common::github::Signer;
+use common::server::{Reply, Server, call, key_info, post};
+use common::{create_key, keywarden};
+use serde_json::{Value, json};
+use std::path::PathBuf;
+
+/// The Python with `openrouter==1.3.84` installed (`.ci/run` makes it).
+fn sdk_python() -> PathBuf {
+    let python = std::env::var_os("KEYWARDEN_TEST_OPENROUTER_PYTHON")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| {
+            let cache = std::env::var_os("XDG_CACHE_HOME")
+                .map(PathBuf::from)
+                .unwrap_or_else(|| PathBuf::from(std::env::var_os("HOME").unwrap()).join(".cache"));
+            cache.join("keywarden-ci/openrouter-venv/bin/python")
+        });
+    assert!(
+        python.is_file(),
+        "{} is missing: the SDK test needs OpenRouter's SDK in a venv \
+         (.ci/run installs openrouter==1.3.84 there, or set KEYWARDEN_TEST_OPENROUTER_PYTHON)",
+        python.display()
+    );
+    python
+}
+
+fn management_key(db: &TestDb) -> (String, Value) {
+    create_key(
+        db.url(),
+        &["--owner", "ops@example.com", "--name", "admin", "--management"],
+    )
+}
+
+fn bearer(key: &str) -> (&'static str, String) {
+    ("Authorization", format!("Bearer {key}"))
+}
+
+fn api(server: &Server, method: &str, path: &str, key: &str, body: Option<&str>) -> Reply {
+    let (name, value) = bearer(key);
+    call(method, &server.url(path), &[(name, &value)], body)
+}
+
+fn run_sdk(db: &TestDb) {
+    let (admin, _) = management_key(db);
+    let (ordinary, _) = create_key(
+        db.url(),
+        &[
+            "--owner",
+            "dev@example.com",
+            "--name",
+            "app",
+            "--credit-limit",
+            "20",
+            "--expires",
+            "30d",
+        ],
+    );
+    let server = Server::start(db.url(), &[]);
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/sdk/openrouter_keys.py");
+    let out = std::process::Command::new(sdk_python())
+        .arg(&script)
+        .arg(server.url("/api/v1"))
+        .arg(&admin)
+        .arg(&ordinary)
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success() && stdout.contains("all steps passed"),
+        "the SDK failed:\n{stdout}\n{stderr}\nserver log:\n{}",
+        server.log_text()
+    );
+    assert!(!stderr.contains("ResponseValidationError"), "{stderr}");
+}
+
+#[test]
+fn openrouters_sdk_manages_keys_on_sqlite() {
+    run_sdk(&TestDb::sqlite());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn openrouters_sdk_manages_keys_on_postgres() {
+    let db = TestDb::postgres().await;
+    tokio::task::spawn_blocking(move || run_sdk(&db))
+        .await
+        .unwrap();
+}
+
+#[test]
+fn the_key_check_has_every_field_openrouter_gives() {
+    let db = TestDb::sqlite();
+    let (key, record) = create_key(
+        db.url(),
+        &[
+            "--owner",
+            "dev@example.com",
+            "--owner-id",
+            "user_7",
+            "--name",
+            "agent",
+            "--type",
+            "team",
+            "--team",
+            "research",
+            "--credit-limit",
+            "10",
+            "--limit-reset",
+            "weekly",
+        ],
+    );
+    let server = Server::start(db.url(), &[]);
+    let reply = key_info(&server, &key);
+    assert_eq!(reply.status, 200, "{}", reply.body);
+    let data = &reply.json()["data"];
+    for field in [
+        "allowed_data_regions",
+        "budgets",
+        "byok_usage",
+        "byok_usage_daily",
+        "byok_usage_monthly",
+        "byok_usage_weekly",
+        "creator_user_id",
+        "effective_budget",
+        "free_model_daily_requests",
+        "include_byok_in_limit",
+        "is_free_tier",
+        "is_management_key",
+        "is_provisioning_key",
+        "label",
+        "limit",
+        "limit_remaining",
+        "limit_reset",
+        "organization_id",
+        "rate_limit",
+        "usage",
+        "usage_daily",
+        "usage_monthly",
+        "usage_weekly",
+        "workspace_id",
+        "expires_at",
+    ] {
+        assert!(data.get(field).is_some(), "no {field} in {data}");
+    }
+    assert_eq!(data["limit_reset"], "weekly");
+    assert_eq!(data["creator_user_id"], "user_7");
+    assert_eq!(data["workspace_id"], "research");
+    assert_eq!(data["is_management_key"], false);
+    assert_eq!(data["rate_limit"]["requests"], 200);
+    assert!(data["rate_limit"]["note"].is_string());
+    assert_eq!(data["budgets"][0]["scope"], "key_limit");
+    assert_eq!(data["budgets"][0]["reset_interval"], "weekly");
+    assert_eq!(data["budgets"][0]["limit_usd"], 10.0);
+    assert_eq!(data["effective_budget"], data["budgets"][0]);
+    // keywarden's own fields stay, under their own names.
+    assert_eq!(data["type"], "team");
+    assert_eq!(data["team"], "research");
+    assert_eq!(data["can_invoke_models"], true);
+    assert_eq!(data["label"], record["label"]);
+}
+
+#[test]
+fn a_management_key_administers_and_never_invokes_models() {
+    let db = TestDb::sqlite();
+    let (admin, record) = management_key(&db);
+    assert_eq!(record["is_management_key"], true);
+    let server = Server::start(db.url(), &[]);
+    let data = key_info(&server, &admin).json()["data"].clone();
+    assert_eq!(data["is_management_key"], true);
+    assert_eq!(data["can_invoke_models"], false);
+    assert_eq!(api(&server, "GET", "/api/v1/keys", &admin, None).status, 200);
+}
+
+#[test]
+fn the_management_api_refuses_what_openrouter_refuses() {
+    let db = TestDb::sqlite();
+    let (admin, _) = management_key(&db);
+    let (ordinary, ordinary_rec) =
+        create_key(db.url(), &["--owner", "dev@example.com", "--name", "app"]);
+    let hash = ordinary_rec["key_hash"].as_str().unwrap().to_string();
+    let server = Server::start(db.url(), &[]);
+    let error = |r: &Reply| r.json()["error"].clone();
+
+    // An ordinary key: 403 in OpenRouter's words and body.
+    let r = api(&server, "GET", "/api/v1/keys", &ordinary, None);
+    assert_eq!(r.status, 403, "{}", r.body);
+    assert_eq!(
+        error(&r),
+        json!({"code": 403, "message": "Only management keys can perform this operation"})
+    );
+    let r = api(&server, "POST", "/api/v1/keys", &ordinary, Some(r#"{"name":"x"}"#));
+    assert_eq!(r.status, 403, "{}", r.body);
+    // Unknown, missing and malformed keys: 401.
+    let unknown = common::gen_key();
+    for key in [unknown.as_str(), "nonsense"] {
+        let r = api(&server, "GET", "/api/v1/keys", key, None);
+        assert_eq!(r.status, 401, "{}", r.body);
+        assert_eq!(error(&r)["code"], 401);
+    }
+    let r = call("GET", &server.url("/api/v1/keys"), &[], None);
+    assert_eq!(r.status, 401);
+
+    // expires_at must be UTC, with seconds.
+    for at in ["2030-01-01T00:00:00+02:00", "2030-01-01T00:00Z", "tomorrow"] {
+        let body = json!({"name": "x", "expires_at": at}).to_string();
+        let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body));
+        assert_eq!(r.status, 400, "{at}: {}", r.body);
+        assert!(error(&r)["message"].as_str().unwrap().contains("expires_at"), "{}", r.body);
+    }
+    // Unknown fields, named (escaped) in the message.
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/keys",
+        &admin,
+        Some(r#"{"name":"x","limitt":5}"#),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(r.body.contains("limitt"), "{}", r.body);
+    let r = api(
+        &server,
+        "PATCH",
+        &format!("/api/v1/keys/{hash}"),
+        &admin,
+        Some("{\"disabled\":true,\"evil\u{1b}[2J\":1}"),
+    );
+    assert_eq!(r.status, 400, "{}", r.body);
+    assert!(!r.body.contains('\u{1b}'), "control bytes echoed: {}", r.body);
+    // Hostile or impossible values.
+    for body in [
+        json!({"name": ""}),
+        json!({"name": "a\nb"}),
+        json!({"name": "x", "limit": -1}),
+        json!({"name": "x", "limit_reset": "hourly"}),
+        json!({"name": "x", "type": "scoped"}),
+    ] {
+        let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body.to_string()));
+        assert_eq!(r.status, 400, "{body}: {}", r.body);
+    }
+    let r = api(&server, "POST", "/api/v1/keys", &admin, Some("{not json"));
+    assert_eq!(r.status, 400, "{}", r.body);
+    // offset out of range.
+    for offset in ["-1", "x", "99999999999999999999"] {
+        let r = api(&server, "GET", &format!("/api/v1/keys?offset={offset}"), &admin, None);
+        assert_eq!(r.status, 400, "{offset}: {}", r.body);
+    }
+    // A hash that is not ours: 404.
+    let missing = format!("/api/v1/keys/{}", "ab".repeat(32));
+    assert_eq!(api(&server, "GET", &missing, &admin, None).status, 404);
+    assert_eq!(api(&server, "DELETE", &missing, &admin, None).status, 404);
+
+    // A key revoked because it leaked can never be re-enabled.
+    keywarden()
+        .args(["keys", "revoke", ordinary_rec["id"].as_str().unwrap()])
+        .args(["--reason", "github-secret-scanning", "--database-url", db.url()])
+        .assert()
+        .success();
+    let r = api(
+        &server,
+        "PATCH",
+        &format!("/api/v1/keys/{hash}"),
+        &admin,
+        Some(r#"{"disabled":false}"#),
+    );
+    assert_eq!(r.status, 409, "{}", r.body);
+    assert!(error(&r)["message"].as_str().unwrap().contains("revoked"), "{}", r.body);
+    assert_eq!(key_info(&server, &ordinary).status, 401);
+}
+
+#[test]
+fn keys_are_listed_newest_first_a_hundred_a_page() {
+    let db = TestDb::sqlite();
+    let (admin, _) = management_key(&db);
+    let server = Server::start(db.url(), &[]);
+    let mut made = Vec::new();
+    for i in 0..102 {
+        let body = json!({"name": format!("k{i}")}).to_string();
+        let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body));
+        assert_eq!(r.status, 201, "{}", r.body);
+        let v = r.json();
+        assert!(v["key"].as_str().unwrap().starts_with("sk-or-v1-"));
+        made.push(v["data"]["hash"].as_str().unwrap().to_string());
+    }
+    let page = |offset: usize| -> Vec<String> {
+        let r = api(&server, "GET", &format!("/api/v1/keys?offset={offset}"), &admin, None);
+        assert_eq!(r.status, 200, "{}", r.body);
+        r.json()["data"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|k| k["hash"].as_str().unwrap().to_string())
+            .collect()
+    };
+    let first = page(0);
+    assert_eq!(first.len(), 100);
+    assert_eq!(first[0], made[101], "most recent first");
+    let second = page(100);
+    // 102 made + the management key = 103.
+    assert_eq!(second.len(), 3);
+    assert!(page(1000).is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn api_create_takes_keywardens_extensions() {
+    let db = TestDb::sqlite();
+    let (admin, _) = management_key(&db);
+    let server = Server::start(db.url(), &[]);
+    let body = json!({
+        "name": "scoped one",
+        "type": "scoped",
+        "scopes": ["anthropic/*"],
+        "allowed_ips": ["10.0.0.0/8"],
+        "owner_email": "team@example.com",
+        "include_byok_in_limit": true,
+    });
+    let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body.to_string()));
+    assert_eq!(r.status, 201, "{}", r.body);
+    let data = r.json()["data"].clone();
+    assert_eq!(data["type"], "scoped");
+    assert_eq!(data["scopes"], json!(["anthropic/*"]));
+    assert_eq!(data["allowed_ips"], json!(["10.0.0.0/8"]));
+    assert_eq!(data["owner_email"], "team@example.com");
+    assert_eq!(data["include_byok_in_limit"], true);
+    // The key is stored as a hash only: the raw key is nowhere in the file.
+    let key = r.json()["key"].as_str().unwrap().to_string();
+    assert!(!db.raw_contents().await.contains(&key[9..]));
+}
+
+#[test]
+fn disabling_is_recorded_and_shown_by_the_cli() {
+    let db = TestDb::sqlite();
+    let (key, record) = create_key(db.url(), &["--owner", "dev@example.com", "--name", "app"]);
+    let id = record["id"].as_str().unwrap();
+    keywarden()
+        .args(["keys", "disable", id, "--database-url", db.url()])
+        .assert()
+        .success();
+    let show = keywarden()
+        .args(["keys", "show", id, "--json", "--database-url", db.url()])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["state"], "disabled");
+    assert!(v["disabled_at"].is_string(), "{v}");
+    assert!(v["disabled_by"].as_str().unwrap().contains("cli"), "{v}");
+    let list = keywarden()
+        .args(["keys", "list", "--state", "disabled", "--database-url", db.url()])
+        .output()
+        .unwrap();
+    assert!(String::from_utf8_lossy(&list.stdout).contains(id));
+    let server = Server::start(db.url(), &[]);
+    assert_eq!(key_info(&server, &key).status, 401);
+    keywarden()
+        .args(["keys", "enable", id, "--database-url", db.url()])
+        .assert()
+        .success();
+    assert_eq!(key_info(&server, &key).status, 200);
+}
+
+#[test]
+fn the_cli_manages_a_remote_server() {
+    let db = TestDb::sqlite();
+    let (admin, _) = management_key(&db);
+    let server = Server::start(db.url(), &[]);
+    let remote = |args: &[&str]| -> (bool, Value, String) {
+        let out = keywarden()
+            .arg("keys")
+            .args(args)
+            .args(["--json", "--server", &server.base])
+            .env("KEYWARDEN_MANAGEMENT_KEY", &admin)
+            .env_remove("KEYWARDEN_DATABASE_URL")
+            // No store here: every call must go through the API.
+            .current_dir(tempfile::tempdir().unwrap().path())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(Value::Null);
+        (out.status.success(), v, stderr)
+    };
+    let (ok, made, err) = remote(&["create", "--owner", "dev@example.com", "--name", "remote"]);
+    assert!(ok, "{err}");
+    let key = made["key"].as_str().unwrap().to_string();
+    let id = made["record"]["id"].as_str().unwrap().to_string();
+    assert_eq!(key_info(&server, &key).status, 200);
+    let (ok, listed, err) = remote(&["list"]);
+    assert!(ok, "{err}");
+    assert!(listed.to_string().contains(&id), "{listed}");
+    let (ok, shown, err) = remote(&["show", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(shown["name"], "remote");
+    let (ok, _, err) = remote(&["disable", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(key_info(&server, &key).status, 401);
+    let (ok, _, err) = remote(&["enable", &id]);
+    assert!(ok, "{err}");
+    assert_eq!(key_info(&server, &key).status, 200);
+    let (ok, rotated, err) = remote(&["rotate", &id]);
+    assert!(ok, "{err}");
+    let new_key = rotated["key"].as_str().unwrap().to_string();
+    assert_eq!(key_info(&server, &key).status, 401);
+    assert_eq!(key_info(&server, &new_key).status, 200);
+    let new_id = rotated["record"]["id"].as_str().unwrap().to_string();
+    let (ok, _, err) = remote(&["revoke", &new_id]);
+    assert!(ok, "{err}");
+    assert_eq!(key_info(&server, &new_key).status, 401);
+    // A wrong management key: one clear line, not a stack of causes.
+    let out = keywarden()
+        .args(["keys", "list", "--server", &server.base])
+        .env("KEYWARDEN_MANAGEMENT_KEY", common::gen_key())
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(stderr.contains("401"), "{stderr}");
+    // No management key at all.
+    let out = keywarden()
+        .args(["keys", "list", "--server", &server.base])
+        .env_remove("KEYWARDEN_MANAGEMENT_KEY")
+        .output()
+        .unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("KEYWARDEN_MANAGEMENT_KEY"));
+}
+
+fn leak_report(token: &str) -> Vec<u8> {
+    serde_json::to_vec(&json!([{"token": token, "type": "openrouter_api_key",
+        "url": "https://github.com/acme/app/blob/abc/.env", "source": "commit"}]))
+    .unwrap()
+}
+
+async fn revocation_wins_over_concurrent_patches(db: TestDb) {
+    let (admin, _) = management_key(&db);
+    let signer = Signer::new();
+    let (server, _keys) = common::github::serve_trusting(db.url(), &signer, &[]);
+    let server = std::sync::Arc::new(server);
+    for round in 0..10 {
+        let (key, record) = create_key(
+            db.url(),
+            &["--owner", "dev@example.com", "--name", &format!("r{round}")],
+        );
+        let hash = record["key_hash"].as_str().unwrap().to_string();
+        let path = format!("/api/v1/keys/{hash}");
+        let mut handles = Vec::new();
+        for body in [r#"{"disabled":true}"#, r#"{"disabled":false,"name":"renamed"}"#] {
+            let (server, admin, path) = (server.clone(), admin.clone(), path.clone());
+            handles.push(std::thread::spawn(move || {
+                api(&server, "PATCH", &path, &admin, Some(body)).status
+            }));
+        }
+        let report = leak_report(&key);
+        let (server2, signer_sig, id) = (server.clone(), signer.sign(&report), signer.id.clone());
+        let github = std::thread::spawn(move || {
+            post(
+                &server2.url("/github/secret-scanning"),
+                &[
+                    ("Content-Type", "application/json"),
+                    ("Github-Public-Key-Identifier", &id),
+                    ("Github-Public-Key-Signature", &signer_sig),
+                ],
+                &report,
+            )
+            .status
+        });
+        for h in handles {
+            let status = h.join().unwrap();
+            // Before the revocation: 200; after it, enabling is refused.
+            assert!(status == 200 || status == 409, "PATCH answered {status}");
+        }
+        assert_eq!(github.join().unwrap(), 200);
+        // One consistent state: revoked, answering 401, and enabling refused.
+        assert_eq!(key_info(&server, &key).status, 401);
+        let r = api(&server, "GET", &path, &admin, None);
+        let data = r.json()["data"].clone();
+        assert_eq!(data["disabled"], true, "{data}");
+        assert_eq!(data["state"], "revoked", "{data}");
+        let r = api(&server, "PATCH", &path, &admin, Some(r#"{"disabled":false}"#));
+        assert_eq!(r.status, 409, "{}", r.body);
+        let id = record["id"].as_str().unwrap();
+        assert_eq!(
+            db.query_i64(&format!("SELECT COUNT(*) FROM revocations WHERE key_id = '{id}'"))
+                .await,
+            vec![1]
+        );
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_wins_over_concurrent_patches_on_sqlite() {
+    revocation_wins_over_concurrent_patches(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn revocation_wins_over_concurrent_patches_on_postgres() {
+    revocation_wins_over_concurrent_patches(TestDb::postgres().await).await;
+}
