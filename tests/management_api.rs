@@ -34,7 +34,13 @@ fn sdk_python() -> PathBuf {
 fn management_key(db: &TestDb) -> (String, Value) {
     create_key(
         db.url(),
-        &["--owner", "ops@example.com", "--name", "admin", "--management"],
+        &[
+            "--owner",
+            "ops@example.com",
+            "--name",
+            "admin",
+            "--management",
+        ],
     )
 }
 
@@ -175,7 +181,10 @@ fn a_management_key_administers_and_never_invokes_models() {
     let data = key_info(&server, &admin).json()["data"].clone();
     assert_eq!(data["is_management_key"], true);
     assert_eq!(data["can_invoke_models"], false);
-    assert_eq!(api(&server, "GET", "/api/v1/keys", &admin, None).status, 200);
+    assert_eq!(
+        api(&server, "GET", "/api/v1/keys", &admin, None).status,
+        200
+    );
 }
 
 #[test]
@@ -195,7 +204,13 @@ fn the_management_api_refuses_what_openrouter_refuses() {
         error(&r),
         json!({"code": 403, "message": "Only management keys can perform this operation"})
     );
-    let r = api(&server, "POST", "/api/v1/keys", &ordinary, Some(r#"{"name":"x"}"#));
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/keys",
+        &ordinary,
+        Some(r#"{"name":"x"}"#),
+    );
     assert_eq!(r.status, 403, "{}", r.body);
     // Unknown, missing and malformed keys: 401.
     let unknown = common::gen_key();
@@ -212,7 +227,14 @@ fn the_management_api_refuses_what_openrouter_refuses() {
         let body = json!({"name": "x", "expires_at": at}).to_string();
         let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body));
         assert_eq!(r.status, 400, "{at}: {}", r.body);
-        assert!(error(&r)["message"].as_str().unwrap().contains("expires_at"), "{}", r.body);
+        assert!(
+            error(&r)["message"]
+                .as_str()
+                .unwrap()
+                .contains("expires_at"),
+            "{}",
+            r.body
+        );
     }
     // Unknown fields, named (escaped) in the message.
     let r = api(
@@ -232,7 +254,11 @@ fn the_management_api_refuses_what_openrouter_refuses() {
         Some("{\"disabled\":true,\"evil\u{1b}[2J\":1}"),
     );
     assert_eq!(r.status, 400, "{}", r.body);
-    assert!(!r.body.contains('\u{1b}'), "control bytes echoed: {}", r.body);
+    assert!(
+        !r.body.contains('\u{1b}'),
+        "control bytes echoed: {}",
+        r.body
+    );
     // Hostile or impossible values.
     for body in [
         json!({"name": ""}),
@@ -241,14 +267,26 @@ fn the_management_api_refuses_what_openrouter_refuses() {
         json!({"name": "x", "limit_reset": "hourly"}),
         json!({"name": "x", "type": "scoped"}),
     ] {
-        let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body.to_string()));
+        let r = api(
+            &server,
+            "POST",
+            "/api/v1/keys",
+            &admin,
+            Some(&body.to_string()),
+        );
         assert_eq!(r.status, 400, "{body}: {}", r.body);
     }
     let r = api(&server, "POST", "/api/v1/keys", &admin, Some("{not json"));
     assert_eq!(r.status, 400, "{}", r.body);
     // offset out of range.
     for offset in ["-1", "x", "99999999999999999999"] {
-        let r = api(&server, "GET", &format!("/api/v1/keys?offset={offset}"), &admin, None);
+        let r = api(
+            &server,
+            "GET",
+            &format!("/api/v1/keys?offset={offset}"),
+            &admin,
+            None,
+        );
         assert_eq!(r.status, 400, "{offset}: {}", r.body);
     }
     // A hash that is not ours: 404.
@@ -259,7 +297,12 @@ fn the_management_api_refuses_what_openrouter_refuses() {
     // A key revoked because it leaked can never be re-enabled.
     keywarden()
         .args(["keys", "revoke", ordinary_rec["id"].as_str().unwrap()])
-        .args(["--reason", "github-secret-scanning", "--database-url", db.url()])
+        .args([
+            "--reason",
+            "github-secret-scanning",
+            "--database-url",
+            db.url(),
+        ])
         .assert()
         .success();
     let r = api(
@@ -270,7 +313,11 @@ fn the_management_api_refuses_what_openrouter_refuses() {
         Some(r#"{"disabled":false}"#),
     );
     assert_eq!(r.status, 409, "{}", r.body);
-    assert!(error(&r)["message"].as_str().unwrap().contains("revoked"), "{}", r.body);
+    assert!(
+        error(&r)["message"].as_str().unwrap().contains("revoked"),
+        "{}",
+        r.body
+    );
     assert_eq!(key_info(&server, &ordinary).status, 401);
 }
 
@@ -289,7 +336,13 @@ fn keys_are_listed_newest_first_a_hundred_a_page() {
         made.push(v["data"]["hash"].as_str().unwrap().to_string());
     }
     let page = |offset: usize| -> Vec<String> {
-        let r = api(&server, "GET", &format!("/api/v1/keys?offset={offset}"), &admin, None);
+        let r = api(
+            &server,
+            "GET",
+            &format!("/api/v1/keys?offset={offset}"),
+            &admin,
+            None,
+        );
         assert_eq!(r.status, 200, "{}", r.body);
         r.json()["data"]
             .as_array()
@@ -320,7 +373,13 @@ async fn api_create_takes_keywardens_extensions() {
         "owner_email": "team@example.com",
         "include_byok_in_limit": true,
     });
-    let r = api(&server, "POST", "/api/v1/keys", &admin, Some(&body.to_string()));
+    let r = api(
+        &server,
+        "POST",
+        "/api/v1/keys",
+        &admin,
+        Some(&body.to_string()),
+    );
     assert_eq!(r.status, 201, "{}", r.body);
     let data = r.json()["data"].clone();
     assert_eq!(data["type"], "scoped");
@@ -351,7 +410,14 @@ fn disabling_is_recorded_and_shown_by_the_cli() {
     assert!(v["disabled_at"].is_string(), "{v}");
     assert!(v["disabled_by"].as_str().unwrap().contains("cli"), "{v}");
     let list = keywarden()
-        .args(["keys", "list", "--state", "disabled", "--database-url", db.url()])
+        .args([
+            "keys",
+            "list",
+            "--state",
+            "disabled",
+            "--database-url",
+            db.url(),
+        ])
         .output()
         .unwrap();
     assert!(String::from_utf8_lossy(&list.stdout).contains(id));
@@ -448,7 +514,10 @@ async fn revocation_wins_over_concurrent_patches(db: TestDb) {
         let hash = record["key_hash"].as_str().unwrap().to_string();
         let path = format!("/api/v1/keys/{hash}");
         let mut handles = Vec::new();
-        for body in [r#"{"disabled":true}"#, r#"{"disabled":false,"name":"renamed"}"#] {
+        for body in [
+            r#"{"disabled":true}"#,
+            r#"{"disabled":false,"name":"renamed"}"#,
+        ] {
             let (server, admin, path) = (server.clone(), admin.clone(), path.clone());
             handles.push(std::thread::spawn(move || {
                 api(&server, "PATCH", &path, &admin, Some(body)).status
@@ -480,12 +549,20 @@ async fn revocation_wins_over_concurrent_patches(db: TestDb) {
         let data = r.json()["data"].clone();
         assert_eq!(data["disabled"], true, "{data}");
         assert_eq!(data["state"], "revoked", "{data}");
-        let r = api(&server, "PATCH", &path, &admin, Some(r#"{"disabled":false}"#));
+        let r = api(
+            &server,
+            "PATCH",
+            &path,
+            &admin,
+            Some(r#"{"disabled":false}"#),
+        );
         assert_eq!(r.status, 409, "{}", r.body);
         let id = record["id"].as_str().unwrap();
         assert_eq!(
-            db.query_i64(&format!("SELECT COUNT(*) FROM revocations WHERE key_id = '{id}'"))
-                .await,
+            db.query_i64(&format!(
+                "SELECT COUNT(*) FROM revocations WHERE key_id = '{id}'"
+            ))
+            .await,
             vec![1]
         );
     }
@@ -499,4 +576,144 @@ async fn revocation_wins_over_concurrent_patches_on_sqlite() {
 #[tokio::test(flavor = "multi_thread")]
 async fn revocation_wins_over_concurrent_patches_on_postgres() {
     revocation_wins_over_concurrent_patches(TestDb::postgres().await).await;
+}
+
+fn report_leak(server: &Server, signer: &Signer, token: &str) -> u16 {
+    let report = leak_report(token);
+    post(
+        &server.url("/github/secret-scanning"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Github-Public-Key-Identifier", &signer.id),
+            ("Github-Public-Key-Signature", &signer.sign(&report)),
+        ],
+        &report,
+    )
+    .status
+}
+
+#[test]
+fn a_leaked_management_key_is_revoked_like_any_other() {
+    let db = TestDb::sqlite();
+    let (admin, record) = management_key(&db);
+    let signer = Signer::new();
+    let (server, _keys) = common::github::serve_trusting(db.url(), &signer, &[]);
+    assert_eq!(
+        api(&server, "GET", "/api/v1/keys", &admin, None).status,
+        200
+    );
+    assert_eq!(report_leak(&server, &signer, &admin), 200);
+    let r = api(&server, "GET", "/api/v1/keys", &admin, None);
+    assert_eq!(r.status, 401, "{}", r.body);
+    assert_eq!(key_info(&server, &admin).status, 401);
+    let show = keywarden()
+        .args(["keys", "show", record["id"].as_str().unwrap(), "--json"])
+        .args(["--database-url", db.url()])
+        .output()
+        .unwrap();
+    let v: Value = serde_json::from_slice(&show.stdout).unwrap();
+    assert_eq!(v["state"], "revoked", "{v}");
+    assert_eq!(v["revocation_reason"], "github-secret-scanning", "{v}");
+}
+
+#[test]
+fn a_management_key_is_rate_limited_like_its_type() {
+    let db = TestDb::sqlite();
+    let (admin, _) = create_key(
+        db.url(),
+        &[
+            "--owner",
+            "ops@example.com",
+            "--name",
+            "admin",
+            "--management",
+            "--type",
+            "read-only",
+        ],
+    );
+    let server = Server::start(db.url(), &[]);
+    // read-only: 120 requests a minute, the whole minute's worth at once.
+    let mut ok = 0;
+    let mut limited = None;
+    for _ in 0..130 {
+        let r = api(&server, "GET", "/api/v1/keys", &admin, None);
+        match r.status {
+            200 => ok += 1,
+            429 => {
+                limited = Some(r);
+                break;
+            }
+            other => panic!("answered {other}: {}", r.body),
+        }
+    }
+    assert!((118..=121).contains(&ok), "{ok} answers before the limit");
+    let limited = limited.expect("the limit was never reached");
+    assert_eq!(limited.json()["error"]["code"], 429);
+}
+
+async fn limit_remaining_follows_the_reset_window(db: TestDb) {
+    let (key, record) = create_key(
+        db.url(),
+        &[
+            "--owner",
+            "dev@example.com",
+            "--name",
+            "daily",
+            "--credit-limit",
+            "10",
+            "--limit-reset",
+            "daily",
+        ],
+    );
+    let id = record["id"].as_str().unwrap().to_string();
+    let server = Server::start(db.url(), &[]);
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs() as i64;
+    let spend = |at: i64| {
+        format!(
+            "UPDATE keys SET usage = 7, usage_daily = 3, usage_weekly = 5, \
+             usage_monthly = 6, usage_at = {at} WHERE id = '{id}'"
+        )
+    };
+    // Spent today: 3 of the daily 10.
+    db.exec(&spend(now)).await;
+    let data = key_info(&server, &key).json()["data"].clone();
+    assert_eq!(data["limit_remaining"], 7.0, "{data}");
+    assert_eq!(data["usage_daily"], 3.0, "{data}");
+    assert_eq!(data["usage"], 7.0, "{data}");
+    assert_eq!(data["effective_budget"]["spend_usd"], 3.0, "{data}");
+    assert_eq!(
+        data["effective_budget"]["reset_interval"], "daily",
+        "{data}"
+    );
+    // Last spent two days ago: the day has reset.
+    db.exec(&spend(now - 2 * 86_400)).await;
+    let data = key_info(&server, &key).json()["data"].clone();
+    assert_eq!(data["limit_remaining"], 10.0, "{data}");
+    assert_eq!(data["usage_daily"], 0.0, "{data}");
+    // Without a reset the lifetime usage counts.
+    let (admin, _) = management_key(&db);
+    let hash = record["key_hash"].as_str().unwrap();
+    let r = api(
+        &server,
+        "PATCH",
+        &format!("/api/v1/keys/{hash}"),
+        &admin,
+        Some(r#"{"limit_reset":null}"#),
+    );
+    assert_eq!(r.status, 200, "{}", r.body);
+    assert_eq!(r.json()["data"]["limit_remaining"], 3.0, "{}", r.body);
+    assert_eq!(r.json()["data"]["limit_reset"], Value::Null, "{}", r.body);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limit_remaining_follows_the_reset_window_on_sqlite() {
+    limit_remaining_follows_the_reset_window(TestDb::sqlite()).await;
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn limit_remaining_follows_the_reset_window_on_postgres() {
+    limit_remaining_follows_the_reset_window(TestDb::postgres().await).await;
 }

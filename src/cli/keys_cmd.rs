@@ -1,9 +1,9 @@
 //! `keywarden keys …`: the key lifecycle from the command line.
 
+use super::keys_remote::{self, Remote};
 use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use ipnet::IpNet;
-use super::keys_remote::{self, Remote};
 use keywarden::keystore::{
     self, KeyHash, KeyRecord, KeySpec, KeyState, KeyStore, KeyType, KeyUpdate, ListFilter,
     Revocation, UpdateOutcome, rfc3339,
@@ -280,7 +280,11 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
             if args.json {
                 print_json(&made)?;
             } else {
-                eprintln!("Created {} through {}.", made["record"]["id"], server_shown(server));
+                eprintln!(
+                    "Created {} through {}.",
+                    made["record"]["id"],
+                    server_shown(server)
+                );
                 eprintln!("This is the only time the key is shown; store it now:");
                 println!("{}", made["key"].as_str().unwrap_or_default());
             }
@@ -317,7 +321,9 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
                 println!("{} is {}", a.id, key["state"].as_str().unwrap_or("?"));
             }
         }
-        KeysCommand::Rotate { id, grace, json, .. } => {
+        KeysCommand::Rotate {
+            id, grace, json, ..
+        } => {
             let rotated = remote.rotate(id, grace.unwrap_or(Duration::ZERO).whole_seconds())?;
             if *json {
                 print_json(&rotated)?;
@@ -455,7 +461,12 @@ async fn switch(args: SwitchArgs, disable: bool, now: OffsetDateTime) -> anyhow:
             if args.json {
                 print_json(&view(&record, now))?;
             } else {
-                println!("{} ({}) is {}", record.id, record.label, state_text(&record, now));
+                println!(
+                    "{} ({}) is {}",
+                    record.id,
+                    record.label,
+                    state_text(&record, now)
+                );
             }
             Ok(0)
         }
@@ -464,7 +475,10 @@ async fn switch(args: SwitchArgs, disable: bool, now: OffsetDateTime) -> anyhow:
             "{} was revoked ({}) and can never be enabled again; create a new key instead",
             record.id,
             keywarden::untrusted::one_line(
-                record.revocation_reason.as_deref().unwrap_or("no reason given"),
+                record
+                    .revocation_reason
+                    .as_deref()
+                    .unwrap_or("no reason given"),
                 120
             )
         ),
@@ -503,7 +517,11 @@ async fn create(args: CreateArgs, now: OffsetDateTime) -> anyhow::Result<u8> {
     } else {
         eprintln!(
             "Created {}{} \"{}\" ({}, {} requests/min) for {}.",
-            if record.management { "management key " } else { "" },
+            if record.management {
+                "management key "
+            } else {
+                ""
+            },
             record.id,
             record.name,
             record.key_type,
@@ -658,7 +676,12 @@ fn print_details(k: &KeyRecord, now: OffsetDateTime) -> anyhow::Result<()> {
         ("type", k.key_type.to_string()),
         (
             "management",
-            if k.management { "yes (no models)" } else { "no" }.into(),
+            if k.management {
+                "yes (no models)"
+            } else {
+                "no"
+            }
+            .into(),
         ),
         (
             "rate limit",

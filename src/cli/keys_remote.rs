@@ -26,10 +26,7 @@ impl Remote {
     /// The API of the server at `base` (e.g. `https://keys.example.com`).
     pub fn new(base: &str) -> anyhow::Result<Remote> {
         if !(base.starts_with("https://") || base.starts_with("http://")) {
-            bail!(
-                "--server {:?} is not an http(s) URL",
-                one_line(base, 100)
-            );
+            bail!("--server {:?} is not an http(s) URL", one_line(base, 100));
         }
         let key = std::env::var(MANAGEMENT_KEY_ENV).unwrap_or_default();
         let key = keywarden::secret::Secret::new(key.trim());
@@ -149,7 +146,9 @@ impl Remote {
 /// The API path of a key named by id or hash; anything else is refused
 /// here rather than sent into a URL.
 fn key_path(id: &str) -> anyhow::Result<String> {
-    if !id.is_empty() && id.len() <= 64 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    if !id.is_empty()
+        && id.len() <= 64
+        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
     {
         Ok(format!("/keys/{id}"))
     } else {
@@ -171,10 +170,18 @@ pub fn print_table(keys: &[Value]) -> anyhow::Result<()> {
     let rows: Vec<Vec<String>> = keys
         .iter()
         .map(|k| {
-            ["id", "name", "owner_email", "type", "label", "state", "expires_at"]
-                .iter()
-                .map(|name| field(k, name))
-                .collect()
+            [
+                "id",
+                "name",
+                "owner_email",
+                "type",
+                "label",
+                "state",
+                "expires_at",
+            ]
+            .iter()
+            .map(|name| field(k, name))
+            .collect()
         })
         .collect();
     let header = ["ID", "NAME", "OWNER", "TYPE", "LABEL", "STATE", "EXPIRES"];

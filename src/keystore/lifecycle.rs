@@ -384,6 +384,20 @@ pub async fn import_keys(
     Ok(outcome)
 }
 
+/// A record to test the model with.
+#[cfg(test)]
+pub(super) fn tests_record() -> KeyRecord {
+    let spec = KeySpec::new("test", "dev@example.com");
+    let key = generate_key().expect("random");
+    record_for(
+        spec,
+        KeyHash::of(key.expose()),
+        key.redacted(),
+        OffsetDateTime::UNIX_EPOCH,
+    )
+    .expect("record")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

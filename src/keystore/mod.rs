@@ -21,8 +21,8 @@ pub use lifecycle::{
     rotate_key,
 };
 pub use model::{
-    KeyRecord, KeySpec, KeyState, KeyType, LimitReset, check_text, MAX_TEXT_CHARS, SpecError, WindowUsage,
-    is_plain_address, rfc3339,
+    KeyRecord, KeySpec, KeyState, KeyType, LimitReset, MAX_TEXT_CHARS, SpecError, WindowUsage,
+    check_text, is_plain_address, rfc3339,
 };
 pub use store::{
     AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,

@@ -556,6 +556,71 @@ mod tests {
         assert_eq!(spec.validate(now()), Err(SpecError::ScopedWithoutScopes));
     }
 
+    fn utc(text: &str) -> OffsetDateTime {
+        OffsetDateTime::parse(text, &time::format_description::well_known::Rfc3339).unwrap()
+    }
+
+    #[test]
+    fn limit_windows_reset_at_midnight_utc_on_monday_and_the_first() {
+        // 2026-12-02 is a Wednesday.
+        let at = utc("2026-12-02T23:59:59+05:00");
+        assert_eq!(
+            LimitReset::Daily.window_start(at),
+            utc("2026-12-02T00:00:00Z")
+        );
+        assert_eq!(
+            LimitReset::Weekly.window_start(at),
+            utc("2026-11-30T00:00:00Z")
+        );
+        assert_eq!(
+            LimitReset::Monthly.window_start(at),
+            utc("2026-12-01T00:00:00Z")
+        );
+        assert_eq!(
+            LimitReset::Daily.next_reset(at),
+            utc("2026-12-03T00:00:00Z")
+        );
+        assert_eq!(
+            LimitReset::Weekly.next_reset(at),
+            utc("2026-12-07T00:00:00Z")
+        );
+        assert_eq!(
+            LimitReset::Monthly.next_reset(at),
+            utc("2027-01-01T00:00:00Z")
+        );
+        let monday = utc("2026-12-07T00:00:00Z");
+        assert_eq!(LimitReset::Weekly.window_start(monday), monday);
+    }
+
+    #[test]
+    fn limit_remaining_follows_the_window_of_the_last_spend() {
+        let mut record = crate::keystore::lifecycle::tests_record();
+        record.credit_limit = Some(10.0);
+        record.usage = 9.0;
+        record.window_usage = WindowUsage {
+            daily: 1.0,
+            weekly: 4.0,
+            monthly: 6.0,
+            at: Some(utc("2026-12-02T10:00:00Z")),
+        };
+        let same_day = utc("2026-12-02T23:00:00Z");
+        let next_day = utc("2026-12-03T00:00:00Z");
+        let next_week = utc("2026-12-07T00:00:01Z");
+        let next_month = utc("2027-01-01T00:00:00Z");
+        // A lifetime limit counts all usage.
+        assert_eq!(record.limit_remaining(next_month), Some(1.0));
+        record.limit_reset = Some(LimitReset::Daily);
+        assert_eq!(record.limit_remaining(same_day), Some(9.0));
+        assert_eq!(record.limit_remaining(next_day), Some(10.0));
+        record.limit_reset = Some(LimitReset::Weekly);
+        assert_eq!(record.limit_remaining(next_day), Some(6.0));
+        assert_eq!(record.limit_remaining(next_week), Some(10.0));
+        record.limit_reset = Some(LimitReset::Monthly);
+        assert_eq!(record.limit_remaining(next_week), Some(4.0));
+        assert_eq!(record.limit_remaining(next_month), Some(10.0));
+        assert_eq!(record.usage_in(LimitReset::Monthly, next_month), 0.0);
+    }
+
     #[test]
     fn bad_email_and_team_are_refused() {
         let spec = KeySpec::new("x", "not-an-email");

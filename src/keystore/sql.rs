@@ -458,12 +458,7 @@ where
         })
     }
 
-    async fn delete(
-        &self,
-        id: &str,
-        reason: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn delete(&self, id: &str, reason: &str, at: OffsetDateTime) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         Self::revoke_in(&mut tx, id, reason, at).await?;
         let deleted = D::rows_affected(

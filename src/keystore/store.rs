@@ -1,7 +1,7 @@
 //! The storage trait and the choice of backend from a database URL.
 
-use super::sql::{PostgresStore, SqliteStore};
 use super::model::check_text;
+use super::sql::{PostgresStore, SqliteStore};
 use super::{KeyHash, KeyRecord, KeyState, LimitReset, SpecError, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -213,8 +213,7 @@ pub trait KeyStore: Send + Sync {
     /// Deletes key `id` as the management API does: revoked (`reason`) and
     /// hidden from the API, in one transaction. False when there is no
     /// such key or it was deleted before.
-    async fn delete(&self, id: &str, reason: &str, at: OffsetDateTime)
-    -> Result<bool, StoreError>;
+    async fn delete(&self, id: &str, reason: &str, at: OffsetDateTime) -> Result<bool, StoreError>;
     /// Revokes key `id` as of `at`, atomically: of several concurrent
     /// callers exactly one gets `Revoked`, the others `AlreadyRevoked`.
     /// A key whose scheduled revocation lies after `at` is revoked at `at`.
