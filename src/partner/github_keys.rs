@@ -81,11 +81,68 @@ pub fn parse_key_list(json: &[u8]) -> Result<HashMap<String, PublicKeyEntry>, Ke
     Ok(keys)
 }
 
-/// octocrab's errors render a backtrace after the first line: keep the
-/// message only.
-fn fetch_error(e: impl std::fmt::Display) -> KeysError {
-    let text = e.to_string();
-    KeysError::Fetch(text.lines().next().unwrap_or("").trim().to_string())
+/// Longest cause of a failed fetch kept for logs and `/readyz`, in
+/// characters.
+const CAUSE_CHARS: usize = 300;
+
+/// Why octocrab failed, in words, without ever formatting the
+/// `octocrab::Error` itself: its `Display` and `Debug` print the backtrace
+/// it captured, and symbolizing that reads the binary's debug information
+/// and keeps it resident (13 MB became 142 MB on the first failed fetch,
+/// and each failure cost the CPU again). Only what it wraps is shown:
+/// GitHub's status and message, the HTTP client's and the OS's errors
+/// ("connection refused", a DNS failure, a timeout).
+fn octocrab_cause(e: &octocrab::Error) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut link: Option<&(dyn std::error::Error + 'static)> = Some(e);
+    while let Some(error) = link {
+        link = error.source();
+        let text = match error.downcast_ref::<octocrab::Error>() {
+            Some(octocrab::Error::GitHub { source, .. }) => {
+                // The message only: GitHub's documentation URL and error
+                // list are noise in a log line.
+                words.push(format!(
+                    "GitHub answered {}: {}",
+                    source.status_code, source.message
+                ));
+                break;
+            }
+            Some(inner) => match octocrab_context(inner) {
+                Some(context) => context.to_string(),
+                None => continue,
+            },
+            None => error.to_string(),
+        };
+        // Some errors repeat their cause in their own message.
+        if !words.iter().any(|w| w.contains(&text)) {
+            words.push(text);
+        }
+    }
+    if words.is_empty() {
+        words.push("the GitHub client failed without saying why".into());
+    }
+    crate::untrusted::one_line(&words.join(": "), CAUSE_CHARS)
+}
+
+/// What an octocrab error adds to its cause, when its cause does not say it.
+fn octocrab_context(e: &octocrab::Error) -> Option<&'static str> {
+    use octocrab::Error as E;
+    match e {
+        E::Uri { .. } | E::UriParse { .. } => Some("bad URL"),
+        E::InvalidHeaderValue { .. } => Some("bad header value"),
+        E::InvalidUtf8 { .. } => Some("the answer is not UTF-8"),
+        E::Serde { .. } | E::Json { .. } => Some("unreadable JSON"),
+        E::Installation { .. } | E::InstallationTokenInvalidAuth { .. } => {
+            Some("the client is not a GitHub App installation")
+        }
+        // The transport's own errors (hyper, the connector, the timeout
+        // layer) say what failed.
+        _ => None,
+    }
+}
+
+fn fetch_error(e: octocrab::Error) -> KeysError {
+    KeysError::Fetch(octocrab_cause(&e))
 }
 
 /// Where the keys come from.
@@ -102,7 +159,13 @@ impl KeySource {
     pub fn github(api_base: &str, token: Option<String>) -> Result<Self, KeysError> {
         let mut builder = octocrab::Octocrab::builder()
             .base_uri(api_base)
-            .map_err(|e| fetch_error(format!("bad GitHub API URL {api_base:?}: {e}")))?
+            .map_err(|e| {
+                KeysError::Fetch(format!(
+                    "bad GitHub API URL {}: {}",
+                    crate::untrusted::one_line(api_base, CAUSE_CHARS),
+                    octocrab_cause(&e)
+                ))
+            })?
             .set_connect_timeout(Some(Duration::from_secs(5)))
             .set_read_timeout(Some(Duration::from_secs(10)));
         if let Some(token) = token {
@@ -267,5 +330,35 @@ impl GithubKeys {
             Ok(_) => RefreshOutcome::Refreshed,
             Err(e) => RefreshOutcome::Failed(e.to_string()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn service_error(cause: std::io::Error) -> octocrab::Error {
+        octocrab::Error::Service {
+            source: Box::new(cause),
+            backtrace: std::backtrace::Backtrace::disabled(),
+        }
+    }
+
+    #[test]
+    fn a_failed_fetch_says_its_cause_in_words() {
+        let refused = std::io::Error::from(std::io::ErrorKind::ConnectionRefused);
+        let text = fetch_error(service_error(refused)).to_string();
+        assert_eq!(
+            text,
+            "cannot fetch GitHub's public keys: connection refused"
+        );
+    }
+
+    #[test]
+    fn a_cause_from_the_network_is_one_escaped_line() {
+        let hostile = std::io::Error::other("evil\n2024-01-01 INFO forged line\u{1b}[31m");
+        let text = octocrab_cause(&service_error(hostile));
+        assert!(!text.contains('\n') && !text.contains('\u{1b}'), "{text}");
+        assert!(text.starts_with("evil\\n"), "{text}");
     }
 }
