@@ -282,11 +282,11 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
             } else {
                 eprintln!(
                     "Created {} through {}.",
-                    made["record"]["id"],
+                    keys_remote::field(&made["record"], "id"),
                     server_shown(server)
                 );
                 eprintln!("This is the only time the key is shown; store it now:");
-                println!("{}", made["key"].as_str().unwrap_or_default());
+                println!("{}", keys_remote::field(&made, "key"));
             }
         }
         KeysCommand::List {
@@ -318,7 +318,11 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
             if a.json {
                 print_json(&key)?;
             } else {
-                println!("{} is {}", a.id, key["state"].as_str().unwrap_or("?"));
+                println!(
+                    "{} is {}",
+                    keys_remote::field(&key, "id"),
+                    keys_remote::field(&key, "state")
+                );
             }
         }
         KeysCommand::Rotate {
@@ -330,10 +334,11 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
             } else {
                 eprintln!(
                     "Rotated {id} to {}. The old key stops working at {}.",
-                    rotated["record"]["id"], rotated["old_revoked_at"]
+                    keys_remote::field(&rotated["record"], "id"),
+                    keys_remote::field(&rotated, "old_revoked_at")
                 );
                 eprintln!("The new key is shown only now; store it:");
-                println!("{}", rotated["key"].as_str().unwrap_or_default());
+                println!("{}", keys_remote::field(&rotated, "key"));
             }
         }
         KeysCommand::Revoke {
@@ -347,7 +352,11 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
             if *json {
                 print_json(&done)?;
             } else {
-                println!("{} {id}", done["outcome"].as_str().unwrap_or("?"));
+                println!(
+                    "{} {}",
+                    keys_remote::field(&done, "outcome"),
+                    keys_remote::field(&done["record"], "id")
+                );
             }
         }
         KeysCommand::Import { .. } => unreachable!("import has no --server"),
@@ -618,9 +627,7 @@ fn view(r: &KeyRecord, now: OffsetDateTime) -> serde_json::Value {
 }
 
 fn print_json(value: &serde_json::Value) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    serde_json::to_writer_pretty(&mut out, value)?;
-    writeln!(out)?;
+    super::output::write_json_ascii(&mut std::io::stdout().lock(), value)?;
     Ok(())
 }
 
@@ -644,7 +651,11 @@ fn print_table(keys: &[KeyRecord], now: OffsetDateTime) -> anyhow::Result<()> {
                 k.id.clone(),
                 k.name.clone(),
                 k.owner_email.clone(),
-                k.key_type.to_string(),
+                if k.management {
+                    format!("{} (management)", k.key_type)
+                } else {
+                    k.key_type.to_string()
+                },
                 k.label.clone(),
                 state_text(k, now),
                 k.expires_at.map(rfc3339).unwrap_or_else(|| "-".into()),

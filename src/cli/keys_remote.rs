@@ -4,7 +4,7 @@
 //! deployment never need the database's credentials.
 
 use anyhow::{Context, bail};
-use keywarden::untrusted::{one_line, printable};
+use keywarden::untrusted::one_line;
 use serde_json::{Value, json};
 use std::io::Write;
 
@@ -13,6 +13,9 @@ pub const MANAGEMENT_KEY_ENV: &str = "KEYWARDEN_MANAGEMENT_KEY";
 
 /// Keys a page of the management API holds.
 const PAGE_SIZE: usize = 100;
+/// The most keys `list` reads from a server before it stops with an error
+/// (a server that never ends its pages cannot hold the CLI forever).
+const MAX_LISTED: usize = 1_000_000;
 
 /// A server's management API and the key to call it with.
 pub struct Remote {
@@ -25,8 +28,19 @@ pub struct Remote {
 impl Remote {
     /// The API of the server at `base` (e.g. `https://keys.example.com`).
     pub fn new(base: &str) -> anyhow::Result<Remote> {
-        if !(base.starts_with("https://") || base.starts_with("http://")) {
-            bail!("--server {:?} is not an http(s) URL", one_line(base, 100));
+        let shown = one_line(&keywarden::keystore::redact_url(base), 100);
+        let Some((_, rest)) = base
+            .split_once("://")
+            .filter(|(scheme, _)| *scheme == "https" || *scheme == "http")
+        else {
+            bail!("--server \"{shown}\" is not an http(s) URL");
+        };
+        // The management key goes to exactly this server's API: no user
+        // part, query or fragment that would move it elsewhere.
+        if rest.contains(['@', '?', '#']) || rest.is_empty() {
+            bail!(
+                "--server \"{shown}\" must be a plain http(s)://host[:port][/path] URL, without a user, query or fragment"
+            );
         }
         let key = std::env::var(MANAGEMENT_KEY_ENV).unwrap_or_default();
         let key = keywarden::secret::Secret::new(key.trim());
@@ -45,7 +59,7 @@ impl Remote {
         let base = base.trim_end_matches('/');
         Ok(Remote {
             api: format!("{base}/api/v1"),
-            shown: one_line(base, 100),
+            shown,
             key,
             agent,
         })
@@ -92,9 +106,26 @@ impl Remote {
         Ok(value)
     }
 
+    /// The key object under `data` of an answer, checked to be one.
+    fn key_object(&self, answer: &Value) -> anyhow::Result<Value> {
+        let data = answer.get("data").cloned().unwrap_or_default();
+        match data.get("id").and_then(Value::as_str) {
+            Some(id) if key_path(id).is_ok() => Ok(data),
+            _ => bail!("the server at {} did not answer with a key", self.shown),
+        }
+    }
+
+    /// The new key of an answer, checked to be an OpenRouter key.
+    fn new_key(&self, answer: &Value) -> anyhow::Result<String> {
+        match answer.get("key").and_then(Value::as_str) {
+            Some(key) if keywarden::keystore::looks_like_key(key.as_bytes()) => Ok(key.into()),
+            _ => bail!("the server at {} did not answer with a new key", self.shown),
+        }
+    }
+
     pub fn create(&self, body: &Value) -> anyhow::Result<Value> {
         let made = self.call("POST", "/keys", Some(body))?;
-        Ok(json!({ "key": made["key"], "record": made["data"] }))
+        Ok(json!({ "key": self.new_key(&made)?, "record": self.key_object(&made)? }))
     }
 
     /// Every key, disabled and expired ones too, newest first.
@@ -106,40 +137,58 @@ impl Remote {
                 all.len()
             );
             let page = self.call("GET", &path, None)?;
-            let keys = page["data"].as_array().cloned().unwrap_or_default();
+            let Some(keys) = page.get("data").and_then(Value::as_array) else {
+                bail!(
+                    "the server at {} did not answer with a list of keys",
+                    self.shown
+                );
+            };
             let last = keys.len() < PAGE_SIZE;
-            all.extend(keys);
+            all.extend(keys.iter().cloned());
             if last {
                 return Ok(all);
+            }
+            if all.len() >= MAX_LISTED {
+                bail!(
+                    "the server at {} listed more than {MAX_LISTED} keys; stopped",
+                    self.shown
+                );
             }
         }
     }
 
     /// `id`: a key id, or a key hash.
     pub fn show(&self, id: &str) -> anyhow::Result<Value> {
-        Ok(self.call("GET", &key_path(id)?, None)?["data"].take())
+        self.key_object(&self.call("GET", &key_path(id)?, None)?)
     }
 
     pub fn set_disabled(&self, id: &str, disabled: bool) -> anyhow::Result<Value> {
         let body = json!({ "disabled": disabled });
-        Ok(self.call("PATCH", &key_path(id)?, Some(&body))?["data"].take())
+        self.key_object(&self.call("PATCH", &key_path(id)?, Some(&body))?)
     }
 
     pub fn rotate(&self, id: &str, grace_seconds: i64) -> anyhow::Result<Value> {
         let body = json!({ "grace_seconds": grace_seconds });
         let made = self.call("POST", &format!("{}/rotate", key_path(id)?), Some(&body))?;
         Ok(json!({
-            "key": made["key"],
-            "record": made["data"],
-            "old_id": made["old_id"],
-            "old_revoked_at": made["old_revoked_at"],
+            "key": self.new_key(&made)?,
+            "record": self.key_object(&made)?,
+            "old_id": made.get("old_id"),
+            "old_revoked_at": made.get("old_revoked_at"),
         }))
     }
 
     pub fn revoke(&self, id: &str, reason: &str) -> anyhow::Result<Value> {
         let body = json!({ "reason": reason });
         let done = self.call("POST", &format!("{}/revoke", key_path(id)?), Some(&body))?;
-        Ok(json!({ "outcome": done["outcome"], "record": done["data"] }))
+        let outcome = match done.get("outcome").and_then(Value::as_str) {
+            Some(o @ ("revoked" | "already_revoked")) => o.to_string(),
+            _ => bail!(
+                "the server at {} did not say whether it revoked the key",
+                self.shown
+            ),
+        };
+        Ok(json!({ "outcome": outcome, "record": self.key_object(&done)? }))
     }
 }
 
@@ -156,12 +205,13 @@ fn key_path(id: &str) -> anyhow::Result<String> {
     }
 }
 
-/// A text field of a key object, `-` when absent or null.
-fn field(key: &Value, name: &str) -> String {
-    match &key[name] {
-        Value::Null => "-".into(),
-        Value::String(s) => s.clone(),
-        other => other.to_string(),
+/// A field of a key object as one line of text, escaped, `-` when absent
+/// or null.
+pub fn field(key: &Value, name: &str) -> String {
+    match key.get(name) {
+        None | Some(Value::Null) => "-".into(),
+        Some(Value::String(s)) => one_line(s, 300),
+        Some(other) => one_line(&other.to_string(), 300),
     }
 }
 
@@ -194,7 +244,7 @@ pub fn print_details(key: &Value) -> anyhow::Result<()> {
     let mut out = std::io::stdout().lock();
     if let Some(fields) = key.as_object() {
         for name in fields.keys() {
-            writeln!(out, "{name:<22}{}", printable(&field(key, name)))?;
+            writeln!(out, "{:<22}{}", one_line(name, 40), field(key, name))?;
         }
     }
     Ok(())

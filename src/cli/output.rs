@@ -175,3 +175,79 @@ pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -
     }
     Ok(())
 }
+
+/// Writes `value` as indented JSON in ASCII: every character outside
+/// printable ASCII is a `\uXXXX` escape, so text from a store or a server
+/// (C1 controls, DEL, bidi overrides) cannot drive the terminal it is
+/// printed on, and a JSON reader gets the same strings back.
+pub fn write_json_ascii(out: &mut dyn Write, value: &serde_json::Value) -> io::Result<()> {
+    let mut ser = serde_json::Serializer::with_formatter(&mut *out, AsciiPretty::default());
+    serde::Serialize::serialize(value, &mut ser).map_err(io::Error::other)?;
+    writeln!(out)
+}
+
+/// serde_json's pretty formatter, with non-ASCII and DEL escaped.
+#[derive(Default)]
+struct AsciiPretty(serde_json::ser::PrettyFormatter<'static>);
+
+impl serde_json::ser::Formatter for AsciiPretty {
+    fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
+        for c in s.chars() {
+            if c.is_ascii() && c != '\x7f' {
+                w.write_all(&[c as u8])?;
+            } else {
+                let mut units = [0u16; 2];
+                for unit in c.encode_utf16(&mut units) {
+                    write!(w, "\\u{unit:04x}")?;
+                }
+            }
+        }
+        Ok(())
+    }
+    fn begin_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_array(w)
+    }
+    fn end_array<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array(w)
+    }
+    fn begin_array_value<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_array_value(w, first)
+    }
+    fn end_array_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_array_value(w)
+    }
+    fn begin_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object(w)
+    }
+    fn end_object<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object(w)
+    }
+    fn begin_object_key<W: ?Sized + Write>(&mut self, w: &mut W, first: bool) -> io::Result<()> {
+        self.0.begin_object_key(w, first)
+    }
+    fn begin_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.begin_object_value(w)
+    }
+    fn end_object_value<W: ?Sized + Write>(&mut self, w: &mut W) -> io::Result<()> {
+        self.0.end_object_value(w)
+    }
+}
+
+#[cfg(test)]
+mod json_tests {
+    #[test]
+    fn json_for_a_terminal_escapes_everything_outside_printable_ascii() {
+        let value = serde_json::json!({"name": "a\u{9b}b\u{7f}c\u{202e}d\u{1F600}é\u{1b}"});
+        let mut out = Vec::new();
+        super::write_json_ascii(&mut out, &value).unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(text.is_ascii(), "{text}");
+        assert!(
+            !text.contains('\u{7f}') && !text.contains('\u{1b}'),
+            "{text}"
+        );
+        assert!(text.contains("\\ud83d\\ude00"), "{text}");
+        let back: serde_json::Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(back, value);
+    }
+}

@@ -82,7 +82,10 @@ impl FromStr for KeyType {
 /// A key specification that cannot be issued.
 #[derive(Debug, Error, PartialEq)]
 pub enum SpecError {
-    #[error("unknown key type {0:?} (standard, scoped, team, read-only, ephemeral)")]
+    #[error(
+        "unknown key type \"{}\" (standard, scoped, team, read-only, ephemeral)",
+        crate::untrusted::one_line(.0, 40)
+    )]
     UnknownType(String),
     #[error(
         "owner email \"{}\" is not an email address: give exactly one plain email address, like dev@example.com",
@@ -110,16 +113,22 @@ pub enum SpecError {
     ScopesOnUnscopedKey,
     #[error("a team key needs a team (--team)")]
     TeamWithoutTeam,
-    #[error("bad model pattern {0:?}: use provider/model, provider/* or *")]
+    #[error(
+        "bad model pattern \"{}\": use provider/model, provider/* or *",
+        crate::untrusted::one_line(.0, 80)
+    )]
     BadScope(String),
     #[error("the expiry {0} is not in the future")]
     ExpiryInPast(String),
     #[error("the credit limit must be a non-negative number, not {0}")]
     BadCreditLimit(f64),
-    #[error("a limit reset needs a credit limit to reset")]
-    ResetWithoutLimit,
-    #[error("unknown limit reset {0:?} (daily, weekly, monthly)")]
+    #[error(
+        "unknown limit reset \"{}\" (daily, weekly, monthly)",
+        crate::untrusted::one_line(.0, 40)
+    )]
     UnknownLimitReset(String),
+    #[error("the key's {0} must not be empty")]
+    EmptyText(&'static str),
 }
 
 /// The UTC window a key's spending limit counts over, as OpenRouter resets
@@ -245,8 +254,14 @@ impl KeySpec {
         }
         check_text("name", &self.name)?;
         check_text("owner id", &self.owner_id)?;
+        if self.owner_id.trim().is_empty() {
+            return Err(SpecError::EmptyText("owner id"));
+        }
         if let Some(team) = &self.team {
             check_text("team", team)?;
+            if team.trim().is_empty() {
+                return Err(SpecError::EmptyText("team"));
+            }
         }
         match self.key_type {
             KeyType::Ephemeral if self.expires_at.is_none() => {
@@ -271,9 +286,6 @@ impl KeySpec {
         }
         if let Some(limit) = self.credit_limit.filter(|l| !l.is_finite() || *l < 0.0) {
             return Err(SpecError::BadCreditLimit(limit));
-        }
-        if self.limit_reset.is_some() && self.credit_limit.is_none() {
-            return Err(SpecError::ResetWithoutLimit);
         }
         Ok(())
     }

@@ -505,12 +505,15 @@ where
         let updated = D::rows_affected(
             sqlx::query(
                 "UPDATE keys SET revoked_at = $1, revocation_reason = $2, \
-                     revocation_scheduled = $4 WHERE id = $3 AND revoked_at IS NULL",
+                     revocation_scheduled = $4 WHERE id = $3 AND revoked_at IS NULL \
+                     AND disabled_at IS NULL AND deleted_at IS NULL \
+                     AND (expires_at IS NULL OR expires_at > $5)",
             )
             .bind(unix(revoke_old_at))
             .bind(&reason)
             .bind(old_id)
             .bind(i64::from(revoke_old_at > new.created_at))
+            .bind(unix(new.created_at))
             .execute(&mut *tx)
             .await?,
         );
@@ -523,7 +526,7 @@ where
             return Err(if exists {
                 StoreError::NotRotatable {
                     id: old_id.to_string(),
-                    reason: "it is revoked or already being rotated".into(),
+                    reason: "it is revoked, disabled, expired or already being rotated".into(),
                 }
             } else {
                 StoreError::NotFound(old_id.to_string())

@@ -38,6 +38,8 @@ pub enum ApiError {
     Busy,
     /// A key that may not use the management API (not a management key).
     NotManagementKey,
+    /// A change the management API does not make to a management key.
+    ManagementKeyTarget,
     /// No such key (or it was deleted).
     NotFound,
     /// The request conflicts with the key's state (e.g. re-enabling a
@@ -62,7 +64,7 @@ impl IntoResponse for ApiError {
             ),
             ApiError::BodyBroken => (
                 StatusCode::BAD_REQUEST,
-                "The report's body could not be read",
+                "The request body could not be read",
                 None,
             ),
             ApiError::Busy => (
@@ -103,6 +105,11 @@ impl IntoResponse for ApiError {
             ApiError::NotManagementKey => (
                 StatusCode::FORBIDDEN,
                 "Only management keys can perform this operation",
+                None,
+            ),
+            ApiError::ManagementKeyTarget => (
+                StatusCode::FORBIDDEN,
+                "Management keys are not changed through the management API; use keywarden keys on the database",
                 None,
             ),
             ApiError::NotFound => (StatusCode::NOT_FOUND, "API key not found", None),

@@ -71,12 +71,32 @@ async fn read_json<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T,
     } else {
         &bytes
     };
-    serde_json::from_slice(bytes).map_err(|e| {
+    let not_taken = |e: serde_json::Error| {
         bad(format!(
             "the request body is not what this endpoint takes: {}",
             one_line(&e.to_string(), 400)
         ))
-    })
+    };
+    // An object, never an array read field by field in order.
+    let value: Value = serde_json::from_slice(bytes).map_err(not_taken)?;
+    if !value.is_object() {
+        return Err(bad("the request body must be a JSON object".into()));
+    }
+    serde_json::from_value(value).map_err(not_taken)
+}
+
+/// Longest grace period a rotation through the API may give the old key.
+const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
+
+/// Refuses to change a management key through the API: one management key
+/// could otherwise rotate, disable or delete another (or mint itself a
+/// successor that outlives its own revocation).
+fn not_a_management_key(record: &KeyRecord) -> Result<(), ApiError> {
+    if record.management {
+        Err(ApiError::ManagementKeyTarget)
+    } else {
+        Ok(())
+    }
 }
 
 /// `Some(value)` for a field that is present, even as `null`: tells
@@ -134,8 +154,9 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
     };
     for pair in raw.unwrap_or("").split('&').filter(|p| !p.is_empty()) {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+        let name = percent_encoding::percent_decode_str(name).decode_utf8_lossy();
         let value = percent_encoding::percent_decode_str(value).decode_utf8_lossy();
-        match name {
+        match name.as_ref() {
             "offset" => {
                 query.offset = value
                     .parse::<u64>()
@@ -148,8 +169,8 @@ fn parse_list_query(raw: Option<&str>) -> Result<ListQuery, ApiError> {
                         ))
                     })?;
             }
-            "include_disabled" => query.include_disabled = flag(name, &value)?,
-            "include_expired" => query.include_expired = flag(name, &value)?,
+            "include_disabled" => query.include_disabled = flag(&name, &value)?,
+            "include_expired" => query.include_expired = flag(&name, &value)?,
             other => {
                 return Err(bad(format!(
                     "unknown query parameter \"{}\" (offset, include_disabled, include_expired)",
@@ -244,6 +265,16 @@ struct CreateBody {
 impl CreateBody {
     /// The key to make; the owner is the management key's unless named.
     fn into_spec(self, admin: &KeyRecord) -> Result<KeySpec, ApiError> {
+        for (field, value) in [
+            ("creator_user_id", &self.creator_user_id),
+            ("workspace_id", &self.workspace_id),
+            ("team", &self.team),
+            ("owner_email", &self.owner_email),
+        ] {
+            if value.as_deref().is_some_and(|v| v.trim().is_empty()) {
+                return Err(bad(format!("{field} must not be empty")));
+            }
+        }
         let team = match (self.team, self.workspace_id) {
             (Some(t), Some(w)) if t != w => {
                 return Err(bad("team and workspace_id name different teams".into()));
@@ -356,6 +387,7 @@ pub async fn update(
     };
     update.validate().map_err(|e| bad(e.to_string()))?;
     let record = find_key(&state, path).await?;
+    not_a_management_key(&record)?;
     let by = format!("api:{}", admin.id);
     let id = record.id.clone();
     let outcome = state
@@ -394,6 +426,7 @@ pub async fn delete(
 ) -> Result<Json<Value>, ApiError> {
     let (admin, now) = admin(&state, peer, &headers).await?;
     let record = find_key(&state, path).await?;
+    not_a_management_key(&record)?;
     let reason = format!("deleted through the management API by {}", admin.id);
     let id = record.id.clone();
     let deleted = state
@@ -426,10 +459,15 @@ pub async fn rotate(
     body: Body,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let (admin, now) = admin(&state, peer, &headers).await?;
-    let grace = time::Duration::seconds(i64::from(
-        read_json::<RotateBody>(body, true).await?.grace_seconds,
-    ));
+    let grace_seconds = read_json::<RotateBody>(body, true).await?.grace_seconds;
+    if grace_seconds > MAX_GRACE_SECONDS {
+        return Err(bad(format!(
+            "grace_seconds may be at most {MAX_GRACE_SECONDS} (7 days), not {grace_seconds}"
+        )));
+    }
+    let grace = time::Duration::seconds(i64::from(grace_seconds));
     let record = find_key(&state, path).await?;
+    not_a_management_key(&record)?;
     let id = record.id.clone();
     let rotation = state
         .store_call(
@@ -472,7 +510,11 @@ pub async fn revoke(
         .reason
         .unwrap_or_else(|| format!("revoked through the management API by {}", admin.id));
     keystore::check_text("reason", &reason).map_err(|e| bad(e.to_string()))?;
+    if reason.trim().is_empty() {
+        return Err(bad("reason must not be empty".into()));
+    }
     let record = find_key(&state, path).await?;
+    not_a_management_key(&record)?;
     let id = record.id.clone();
     let outcome = state
         .store_call(move |store| async move { store.revoke(&id, &reason, now).await })
