@@ -7,11 +7,10 @@
 
 use super::{ApiError, AppState, auth, key_view};
 use crate::keystore::{KeyHash, KeyRecord, KeyState, looks_like_key};
-use axum::Json;
 use axum::extract::{ConnectInfo, State};
 use axum::http::HeaderMap;
-use axum::http::header::AUTHORIZATION;
-use serde_json::{Value, json};
+use axum::http::header::{self, AUTHORIZATION};
+use axum::response::{IntoResponse, Response};
 use std::net::SocketAddr;
 use time::OffsetDateTime;
 
@@ -19,9 +18,13 @@ pub async fn key_info(
     State(state): State<AppState>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Response, ApiError> {
     let (record, now) = authenticate(&state, peer, &headers).await?;
-    Ok(Json(json!({ "data": key_view::current_key(&record, now) })))
+    Ok((
+        [(header::CONTENT_TYPE, "application/json")],
+        key_view::current_key(&record, now),
+    )
+        .into_response())
 }
 
 /// The key that calls, if it may be used now. Checks, in order: the

@@ -5,6 +5,7 @@
 //! for a concept keywarden does not have is listed in the README.
 
 use crate::keystore::{KeyRecord, KeyState, LimitReset, rfc3339};
+use serde::Serialize;
 use serde_json::{Value, json};
 use time::OffsetDateTime;
 
@@ -30,23 +31,6 @@ fn usage_windows(r: &KeyRecord, now: OffsetDateTime) -> Value {
     })
 }
 
-/// The key's own credit limit as OpenRouter's budget layer `key_limit`.
-fn key_limit_budget(r: &KeyRecord, now: OffsetDateTime) -> Option<Value> {
-    let limit = r.credit_limit?;
-    let spend = r.limit_spend(now);
-    Some(json!({
-        "scope": "key_limit",
-        "budget_id": null,
-        "guardrail_id": null,
-        "include_byok": r.include_byok_in_limit,
-        "limit_usd": limit,
-        "spend_usd": spend,
-        "remaining_usd": limit - spend,
-        "reset_interval": r.limit_reset,
-        "resets_at": opt_time(r.limit_reset.map(|w| w.next_reset(now))),
-    }))
-}
-
 /// Adds the fields of `extra` (an object) to `base` (an object).
 fn merge(mut base: Value, extra: Value) -> Value {
     if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
@@ -55,41 +39,148 @@ fn merge(mut base: Value, extra: Value) -> Value {
     base
 }
 
-/// The `data` of `GET /api/v1/key` for the calling key.
-pub fn current_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
+/// OpenRouter's `rate_limit` object.
+#[derive(Serialize)]
+struct RateLimit {
+    requests: u32,
+    interval: &'static str,
+    note: &'static str,
+}
+
+/// OpenRouter's `free_model_daily_requests` object.
+#[derive(Serialize)]
+struct FreeModelDailyRequests {
+    limit: u32,
+    remaining: u32,
+    used: u32,
+}
+
+/// The key's own credit limit as OpenRouter's budget layer `key_limit`.
+#[derive(Serialize)]
+struct KeyLimitBudget {
+    scope: &'static str,
+    budget_id: Option<()>,
+    guardrail_id: Option<()>,
+    include_byok: bool,
+    limit_usd: f64,
+    spend_usd: f64,
+    remaining_usd: f64,
+    reset_interval: Option<LimitReset>,
+    resets_at: Option<String>,
+}
+
+/// The `data` of `GET /api/v1/key`: typed and borrowed, since every key
+/// check writes one.
+#[derive(Serialize)]
+pub struct CurrentKey<'a> {
+    label: &'a str,
+    name: &'a str,
+    limit: Option<f64>,
+    limit_remaining: Option<f64>,
+    limit_reset: Option<LimitReset>,
+    include_byok_in_limit: bool,
+    usage: f64,
+    usage_daily: f64,
+    usage_weekly: f64,
+    usage_monthly: f64,
+    byok_usage: f64,
+    byok_usage_daily: f64,
+    byok_usage_weekly: f64,
+    byok_usage_monthly: f64,
+    is_free_tier: bool,
+    is_management_key: bool,
+    /// OpenRouter's earlier name for a management key.
+    is_provisioning_key: bool,
+    rate_limit: RateLimit,
+    expires_at: Option<String>,
+    creator_user_id: &'a str,
+    workspace_id: Option<&'a str>,
+    organization_id: Option<()>,
+    budgets: &'a [KeyLimitBudget],
+    effective_budget: Option<&'a KeyLimitBudget>,
+    allowed_data_regions: &'static [&'static str],
+    free_model_daily_requests: FreeModelDailyRequests,
+    // keywarden's own.
+    #[serde(rename = "type")]
+    key_type: crate::keystore::KeyType,
+    scopes: &'a [String],
+    team: Option<&'a str>,
+    allowed_ips: &'a [ipnet::IpNet],
+    can_invoke_models: bool,
+}
+
+fn key_limit_budget(r: &KeyRecord, now: OffsetDateTime) -> Option<KeyLimitBudget> {
+    let limit = r.credit_limit?;
+    let spend = r.limit_spend(now);
+    Some(KeyLimitBudget {
+        scope: "key_limit",
+        budget_id: None,
+        guardrail_id: None,
+        include_byok: r.include_byok_in_limit,
+        limit_usd: limit,
+        spend_usd: spend,
+        remaining_usd: limit - spend,
+        reset_interval: r.limit_reset,
+        resets_at: r.limit_reset.map(|w| rfc3339(w.next_reset(now))),
+    })
+}
+
+/// Writes the `{"data": …}` of `GET /api/v1/key` for the calling key.
+pub fn current_key(r: &KeyRecord, now: OffsetDateTime) -> Vec<u8> {
     let budget = key_limit_budget(r, now);
-    let base = json!({
-        "label": r.label,
-        "name": r.name,
-        "limit": r.credit_limit,
-        "limit_remaining": r.limit_remaining(now),
-        "limit_reset": r.limit_reset,
-        "include_byok_in_limit": r.include_byok_in_limit,
-        "is_free_tier": false,
-        "is_management_key": r.management,
-        // OpenRouter's earlier name for a management key.
-        "is_provisioning_key": r.management,
-        "rate_limit": {
-            "requests": r.key_type.requests_per_minute(),
-            "interval": "1m",
-            "note": RATE_LIMIT_NOTE,
+    let budgets = budget.as_slice();
+    let data = CurrentKey {
+        label: &r.label,
+        name: &r.name,
+        limit: r.credit_limit,
+        limit_remaining: r.limit_remaining(now),
+        limit_reset: r.limit_reset,
+        include_byok_in_limit: r.include_byok_in_limit,
+        usage: r.usage,
+        usage_daily: r.usage_in(LimitReset::Daily, now),
+        usage_weekly: r.usage_in(LimitReset::Weekly, now),
+        usage_monthly: r.usage_in(LimitReset::Monthly, now),
+        // keywarden records no spend on the owner's own provider keys.
+        byok_usage: 0.0,
+        byok_usage_daily: 0.0,
+        byok_usage_weekly: 0.0,
+        byok_usage_monthly: 0.0,
+        is_free_tier: false,
+        is_management_key: r.management,
+        is_provisioning_key: r.management,
+        rate_limit: RateLimit {
+            requests: r.key_type.requests_per_minute(),
+            interval: "1m",
+            note: RATE_LIMIT_NOTE,
         },
-        "expires_at": opt_time(r.expires_at),
-        "creator_user_id": r.owner_id,
-        "workspace_id": r.team,
-        "organization_id": null,
-        "budgets": budget.iter().collect::<Vec<_>>(),
-        "effective_budget": budget,
-        "allowed_data_regions": if r.can_invoke_models() { json!(["global"]) } else { json!([]) },
-        "free_model_daily_requests": { "limit": 0, "remaining": 0, "used": 0 },
-        // keywarden's own.
-        "type": r.key_type,
-        "scopes": r.scopes,
-        "team": r.team,
-        "allowed_ips": r.allowed_ips,
-        "can_invoke_models": r.can_invoke_models(),
-    });
-    merge(base, usage_windows(r, now))
+        expires_at: r.expires_at.map(rfc3339),
+        creator_user_id: &r.owner_id,
+        workspace_id: r.team.as_deref(),
+        organization_id: None,
+        budgets,
+        effective_budget: budgets.first(),
+        allowed_data_regions: if r.can_invoke_models() {
+            &["global"]
+        } else {
+            &[]
+        },
+        free_model_daily_requests: FreeModelDailyRequests {
+            limit: 0,
+            remaining: 0,
+            used: 0,
+        },
+        key_type: r.key_type,
+        scopes: &r.scopes,
+        team: r.team.as_deref(),
+        allowed_ips: &r.allowed_ips,
+        can_invoke_models: r.can_invoke_models(),
+    };
+    #[derive(Serialize)]
+    struct Body<'a> {
+        data: CurrentKey<'a>,
+    }
+    // Serializing plain data into a Vec cannot fail.
+    serde_json::to_vec(&Body { data }).unwrap_or_default()
 }
 
 /// A key object of the management API.
