@@ -176,6 +176,8 @@ pub fn write_table(out: &mut dyn Write, header: &[&str], rows: &[Vec<String>]) -
     Ok(())
 }
 
+// Only the responder's commands print JSON of stored or served text.
+#[cfg(feature = "responder")]
 /// Writes `value` as indented JSON in ASCII: every character outside
 /// printable ASCII is a `\uXXXX` escape, so text from a store or a server
 /// (C1 controls, DEL, bidi overrides) cannot drive the terminal it is
@@ -187,9 +189,11 @@ pub fn write_json_ascii(out: &mut dyn Write, value: &serde_json::Value) -> io::R
 }
 
 /// serde_json's pretty formatter, with non-ASCII and DEL escaped.
+#[cfg(feature = "responder")]
 #[derive(Default)]
 struct AsciiPretty(serde_json::ser::PrettyFormatter<'static>);
 
+#[cfg(feature = "responder")]
 impl serde_json::ser::Formatter for AsciiPretty {
     fn write_string_fragment<W: ?Sized + Write>(&mut self, w: &mut W, s: &str) -> io::Result<()> {
         for c in s.chars() {
@@ -233,7 +237,7 @@ impl serde_json::ser::Formatter for AsciiPretty {
     }
 }
 
-#[cfg(test)]
+#[cfg(all(test, feature = "responder"))]
 mod json_tests {
     #[test]
     fn json_for_a_terminal_escapes_everything_outside_printable_ascii() {
