@@ -448,3 +448,55 @@ fn a_symmetric_range_scans_both_sides_since_the_merge_base() {
         [(on_topic, "topic.env".to_string(), topic)]
     );
 }
+
+/// An object whose content is not what its id says: the loose file of
+/// another blob copied over it (a valid zlib stream, a wrong hash).
+#[test]
+fn strict_checks_that_objects_match_their_ids_and_the_default_does_not_pay_for_it() {
+    let repo = GitRepo::new();
+    let (kept, swapped_in) = (gen_key(), gen_key());
+    repo.commit(&[("a.env", Some(&format!("KEY={kept}\n")))], "one key");
+    let blob = repo.git(&["rev-parse", "HEAD:a.env"]);
+    let blob = blob.trim().to_string();
+    let other_file = repo.path().join("other.txt");
+    std::fs::write(&other_file, format!("KEY={swapped_in}\n")).unwrap();
+    let other = repo.git(&["hash-object", "-w", "other.txt"]);
+    std::fs::remove_file(&other_file).unwrap();
+    let loose = |id: &str| {
+        repo.path()
+            .join(".git/objects")
+            .join(&id[..2])
+            .join(&id[2..])
+    };
+    make_writable(&loose(&blob));
+    std::fs::copy(loose(other.trim()), loose(&blob)).unwrap();
+
+    // By default objects are not re-hashed (a third of the history scan's
+    // time): what the object holds is scanned.
+    let out = keywarden()
+        .args(["history", repo.path().to_str().unwrap(), "-f", "json"])
+        .args(["--show-secrets"])
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(found.len(), 1);
+    assert_eq!(found[0]["secret"], swapped_in.as_str());
+
+    // --strict proves every object is what its id says.
+    let strict = keywarden()
+        .args(["history", repo.path().to_str().unwrap(), "-f", "json"])
+        .args(["--strict"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&strict.stderr);
+    assert_eq!(strict.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains(&blob[..12]), "names the object: {stderr}");
+    let found: Vec<serde_json::Value> = serde_json::from_slice(&strict.stdout).unwrap();
+    assert!(found.is_empty(), "{found:?}");
+}
