@@ -225,11 +225,15 @@ fn big_history(commits: usize) -> tempfile::TempDir {
 fn history_on_a_terminal_shows_blobs_read_of_the_total_with_a_percentage() {
     let repo = big_history(200);
     let bin = assert_cmd::cargo::cargo_bin("keywarden");
-    // `script` gives the command a terminal and copies what it drew.
+    // `script` gives the command a terminal and copies what it drew. One
+    // thread and --strict (every object re-hashed) keep the blob phase
+    // long enough for the line to be drawn a few times (it is refreshed
+    // every 100 ms): without them the debug build reads these blobs in
+    // under 0.1 s.
     let out = std::process::Command::new("script")
         .args(["-qec"])
         .arg(format!(
-            "{} history {}",
+            "{} history --strict -j 1 {}",
             bin.display(),
             repo.path().display()
         ))
