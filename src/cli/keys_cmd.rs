@@ -359,7 +359,8 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
                 );
             }
         }
-        KeysCommand::Import { .. } => unreachable!("import has no --server"),
+        // Import works on the database only (no --server).
+        KeysCommand::Import { .. } => return Ok(None),
     }
     Ok(Some(0))
 }

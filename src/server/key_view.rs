@@ -13,30 +13,33 @@ use time::OffsetDateTime;
 const RATE_LIMIT_NOTE: &str =
     "keywarden's per-key limit for this key type, counted by each replica";
 
-fn opt_time(at: Option<OffsetDateTime>) -> Value {
-    at.map_or(Value::Null, |at| json!(rfc3339(at)))
+/// A key's spend: lifetime and per UTC window, and OpenRouter's BYOK
+/// spend, which keywarden does not record (0). Both shapes carry it.
+#[derive(Serialize)]
+struct UsageWindows {
+    usage: f64,
+    usage_daily: f64,
+    usage_weekly: f64,
+    usage_monthly: f64,
+    byok_usage: f64,
+    byok_usage_daily: f64,
+    byok_usage_weekly: f64,
+    byok_usage_monthly: f64,
 }
 
-fn usage_windows(r: &KeyRecord, now: OffsetDateTime) -> Value {
-    json!({
-        "usage": r.usage,
-        "usage_daily": r.usage_in(LimitReset::Daily, now),
-        "usage_weekly": r.usage_in(LimitReset::Weekly, now),
-        "usage_monthly": r.usage_in(LimitReset::Monthly, now),
-        // keywarden records no spend on the owner's own provider keys.
-        "byok_usage": 0.0,
-        "byok_usage_daily": 0.0,
-        "byok_usage_weekly": 0.0,
-        "byok_usage_monthly": 0.0,
-    })
-}
-
-/// Adds the fields of `extra` (an object) to `base` (an object).
-fn merge(mut base: Value, extra: Value) -> Value {
-    if let (Some(base), Value::Object(extra)) = (base.as_object_mut(), extra) {
-        base.extend(extra);
+impl UsageWindows {
+    fn of(r: &KeyRecord, now: OffsetDateTime) -> Self {
+        UsageWindows {
+            usage: r.usage,
+            usage_daily: r.usage_in(LimitReset::Daily, now),
+            usage_weekly: r.usage_in(LimitReset::Weekly, now),
+            usage_monthly: r.usage_in(LimitReset::Monthly, now),
+            byok_usage: 0.0,
+            byok_usage_daily: 0.0,
+            byok_usage_weekly: 0.0,
+            byok_usage_monthly: 0.0,
+        }
     }
-    base
 }
 
 /// OpenRouter's `rate_limit` object.
@@ -79,14 +82,8 @@ pub struct CurrentKey<'a> {
     limit_remaining: Option<f64>,
     limit_reset: Option<LimitReset>,
     include_byok_in_limit: bool,
-    usage: f64,
-    usage_daily: f64,
-    usage_weekly: f64,
-    usage_monthly: f64,
-    byok_usage: f64,
-    byok_usage_daily: f64,
-    byok_usage_weekly: f64,
-    byok_usage_monthly: f64,
+    #[serde(flatten)]
+    usage: UsageWindows,
     is_free_tier: bool,
     is_management_key: bool,
     /// OpenRouter's earlier name for a management key.
@@ -136,15 +133,7 @@ pub fn current_key(r: &KeyRecord, now: OffsetDateTime) -> Vec<u8> {
         limit_remaining: r.limit_remaining(now),
         limit_reset: r.limit_reset,
         include_byok_in_limit: r.include_byok_in_limit,
-        usage: r.usage,
-        usage_daily: r.usage_in(LimitReset::Daily, now),
-        usage_weekly: r.usage_in(LimitReset::Weekly, now),
-        usage_monthly: r.usage_in(LimitReset::Monthly, now),
-        // keywarden records no spend on the owner's own provider keys.
-        byok_usage: 0.0,
-        byok_usage_daily: 0.0,
-        byok_usage_weekly: 0.0,
-        byok_usage_monthly: 0.0,
+        usage: UsageWindows::of(r, now),
         is_free_tier: false,
         is_management_key: r.management,
         is_provisioning_key: r.management,
@@ -186,7 +175,7 @@ pub fn current_key(r: &KeyRecord, now: OffsetDateTime) -> Vec<u8> {
 /// A key object of the management API.
 pub fn managed_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
     let state = r.state(now);
-    let base = json!({
+    let mut base = json!({
         "hash": r.key_hash.to_hex(),
         "name": r.name,
         "label": r.label,
@@ -197,9 +186,9 @@ pub fn managed_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
         "limit_reset": r.limit_reset,
         "include_byok_in_limit": r.include_byok_in_limit,
         "created_at": rfc3339(r.created_at),
-        "updated_at": opt_time(r.updated_at),
-        "last_used_at": opt_time(r.last_used_at),
-        "expires_at": opt_time(r.expires_at),
+        "updated_at": r.updated_at.map(rfc3339),
+        "last_used_at": r.last_used_at.map(rfc3339),
+        "expires_at": r.expires_at.map(rfc3339),
         "creator_user_id": r.owner_id,
         "workspace_id": r.team.as_deref().unwrap_or("default"),
         "external_user": null,
@@ -214,10 +203,16 @@ pub fn managed_key(r: &KeyRecord, now: OffsetDateTime) -> Value {
         "can_invoke_models": r.can_invoke_models(),
         "rate_limit_per_minute": r.key_type.requests_per_minute(),
         "state": state,
-        "disabled_at": opt_time(r.disabled_at),
+        "disabled_at": r.disabled_at.map(rfc3339),
         "disabled_by": r.disabled_by,
-        "revoked_at": opt_time(r.revoked_at),
+        "revoked_at": r.revoked_at.map(rfc3339),
         "revocation_reason": r.revocation_reason,
     });
-    merge(base, usage_windows(r, now))
+    if let (Some(fields), Ok(Value::Object(usage))) = (
+        base.as_object_mut(),
+        serde_json::to_value(UsageWindows::of(r, now)),
+    ) {
+        fields.extend(usage);
+    }
+    base
 }

@@ -88,15 +88,18 @@ async fn read_json<T: DeserializeOwned>(body: Body, empty_ok: bool) -> Result<T,
 /// Longest grace period a rotation through the API may give the old key.
 const MAX_GRACE_SECONDS: u32 = 7 * 24 * 3600;
 
-/// Refuses to change a management key through the API: one management key
-/// could otherwise rotate, disable or delete another (or mint itself a
-/// successor that outlives its own revocation).
-fn not_a_management_key(record: &KeyRecord) -> Result<(), ApiError> {
+/// [`find_key`] for a change: the API never changes a management key,
+/// since one management key could otherwise rotate, disable or delete
+/// another (or mint itself a successor that outlives its own revocation).
+async fn find_key_to_change(
+    state: &AppState,
+    path: Result<Path<String>, PathRejection>,
+) -> Result<KeyRecord, ApiError> {
+    let record = find_key(state, path).await?;
     if record.management {
-        Err(ApiError::ManagementKeyTarget)
-    } else {
-        Ok(())
+        return Err(ApiError::ManagementKeyTarget);
     }
+    Ok(record)
 }
 
 /// `Some(value)` for a field that is present, even as `null`: tells
@@ -386,8 +389,7 @@ pub async fn update(
         include_byok_in_limit: patch.include_byok_in_limit,
     };
     update.validate().map_err(|e| bad(e.to_string()))?;
-    let record = find_key(&state, path).await?;
-    not_a_management_key(&record)?;
+    let record = find_key_to_change(&state, path).await?;
     let by = format!("api:{}", admin.id);
     let id = record.id.clone();
     let outcome = state
@@ -425,8 +427,7 @@ pub async fn delete(
     path: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let (admin, now) = admin(&state, peer, &headers).await?;
-    let record = find_key(&state, path).await?;
-    not_a_management_key(&record)?;
+    let record = find_key_to_change(&state, path).await?;
     let reason = format!("deleted through the management API by {}", admin.id);
     let id = record.id.clone();
     let deleted = state
@@ -466,8 +467,7 @@ pub async fn rotate(
         )));
     }
     let grace = time::Duration::seconds(i64::from(grace_seconds));
-    let record = find_key(&state, path).await?;
-    not_a_management_key(&record)?;
+    let record = find_key_to_change(&state, path).await?;
     let id = record.id.clone();
     let rotation = state
         .store_call(
@@ -513,8 +513,7 @@ pub async fn revoke(
     if reason.trim().is_empty() {
         return Err(bad("reason must not be empty".into()));
     }
-    let record = find_key(&state, path).await?;
-    not_a_management_key(&record)?;
+    let record = find_key_to_change(&state, path).await?;
     let id = record.id.clone();
     let outcome = state
         .store_call(move |store| async move { store.revoke(&id, &reason, now).await })
