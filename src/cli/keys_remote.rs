@@ -14,8 +14,9 @@ pub const MANAGEMENT_KEY_ENV: &str = "KEYWARDEN_MANAGEMENT_KEY";
 /// Keys a page of the management API holds.
 const PAGE_SIZE: usize = 100;
 /// The most keys `list` reads from a server before it stops with an error
-/// (a server that never ends its pages cannot hold the CLI forever).
-const MAX_LISTED: usize = 1_000_000;
+/// (a server that never ends its pages cannot hold the CLI forever, nor
+/// fill its memory: about 150 MB of key objects at most).
+const MAX_LISTED: usize = 100_000;
 
 /// A server's management API and the key to call it with.
 pub struct Remote {
