@@ -8,8 +8,8 @@ use clap::Args;
 use ipnet::IpNet;
 use keywarden::partner::{GithubKeys, KeySource};
 use keywarden::server::{
-    self, AppState, BODY_LIMIT, ConnectionLimits, DEFAULT_PARTNER_PATH, Listeners, ServerConfig,
-    TlsMinVersion, TlsSetup,
+    self, AppState, BODY_LIMIT, ConnectionLimits, DEFAULT_PARTNER_PATH, Listeners, RateLimitMode,
+    ServerConfig, TlsMinVersion, TlsSetup,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -107,6 +107,13 @@ pub struct ServeArgs {
     /// descriptor limit less 256 (a quarter when the limit is small).
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
     max_connections: Option<u64>,
+    /// How keys' rate limits are counted: `shared` in the store, so that
+    /// every replica on one PostgreSQL store counts together; `local` in
+    /// this process (one replica); `off` (a gateway in front limits);
+    /// `auto`: shared on PostgreSQL, local on SQLite.
+    #[arg(long, default_value = "auto", value_name = "MODE",
+          value_parser = ["auto", "local", "shared", "off"])]
+    rate_limits: String,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
@@ -171,6 +178,19 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 humantime::format_duration(args.store_timeout)
             );
         }
+        let postgres = ["postgres://", "postgresql://"]
+            .iter()
+            .any(|scheme| args.db.database_url.starts_with(scheme));
+        let rate_limits = match (args.rate_limits.as_str(), postgres) {
+            ("off", _) => RateLimitMode::Off,
+            ("local", _) | ("auto", false) => RateLimitMode::Local,
+            (_, true) => RateLimitMode::Shared,
+            (_, false) => anyhow::bail!(
+                "--rate-limits shared counts in the key store, which needs PostgreSQL \
+                 (--database-url postgres://…); one replica on SQLite counts with \
+                 --rate-limits local"
+            ),
+        };
         let mut limits = ConnectionLimits::for_this_process();
         limits.header_read_timeout = args.header_read_timeout;
         limits.idle_timeout = args.idle_timeout;
@@ -215,9 +235,14 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
             None => "no admin listener".to_string(),
         };
         eprintln!(
-            "keywarden: serving on {}://{addr} ({admin_text}; key store: {}; partner endpoint: {}; mail: {}; at most {} connections)",
+            "keywarden: serving on {}://{addr} ({admin_text}; key store: {}; rate limits: {}; partner endpoint: {}; mail: {}; at most {} connections)",
             if tls.is_some() { "https" } else { "http" },
             store.backend(),
+            match rate_limits {
+                RateLimitMode::Shared => "shared",
+                RateLimitMode::Local => "this process",
+                RateLimitMode::Off => "off",
+            },
             args.partner_path,
             worker
                 .as_ref()
@@ -239,6 +264,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 store_timeout: args.store_timeout,
                 body_timeout: args.body_timeout,
                 partner_body_budget: args.partner_body_budget as usize,
+                rate_limits,
             },
         );
         let listeners = Listeners {

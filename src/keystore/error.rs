@@ -46,6 +46,8 @@ pub enum StoreError {
     TimedOut(std::time::Duration),
     #[error("a key store call failed: {0}")]
     TaskFailed(String),
+    #[error("the {0} store keeps no shared rate counts; shared rate limits need PostgreSQL")]
+    SharedRatesUnsupported(&'static str),
 }
 
 impl StoreError {

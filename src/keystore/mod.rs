@@ -26,5 +26,6 @@ pub use model::{
 };
 pub use store::{
     AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
-    OutboxRow, PageFilter, Revocation, UpdateOutcome, open_existing_store, open_store, redact_url,
+    OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, UpdateOutcome, open_existing_store,
+    open_store, redact_url,
 };

@@ -7,7 +7,8 @@ use super::store::outcome_state;
 use super::store::redact_url;
 use super::{
     AttemptOutcome, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter,
-    OutboxEmail, OutboxRow, PageFilter, Revocation, StoreError, UpdateOutcome, WindowUsage,
+    OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, StoreError,
+    UpdateOutcome, WindowUsage,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -111,6 +112,11 @@ pub trait Dialect: Send + Sync + 'static {
     const CLAIM: &'static str;
     /// The column that orders rows of `keys` by insertion.
     const INSERT_ORDER: &'static str;
+    /// Shared rate counts: the statement that grants a batch of claims
+    /// (`$1` the claims as JSON) and the one that drops old counts; `None`
+    /// when the backend keeps none.
+    const RATE_CLAIM: Option<&'static str> = None;
+    const RATE_PRUNE: Option<&'static str> = None;
     fn migrator() -> &'static Migrator;
     /// How many rows a statement changed.
     fn rows_affected(result: <Self::Db as Database>::QueryResult) -> u64;
@@ -141,6 +147,13 @@ impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
     const CLAIM: &'static str = POSTGRES_CLAIM;
     const INSERT_ORDER: &'static str = "seq";
+    const RATE_CLAIM: Option<&'static str> = Some(
+        "SELECT out_key, out_granted::BIGINT, out_slot, out_used::BIGINT, out_room_in_ms \
+         FROM keywarden_rate_sync($1)",
+    );
+    const RATE_PRUNE: Option<&'static str> = Some(
+        "DELETE FROM rate_slots WHERE slot <= floor(extract(epoch FROM clock_timestamp())) - 62",
+    );
     fn migrator() -> &'static Migrator {
         &POSTGRES_MIGRATOR
     }
@@ -822,6 +835,38 @@ where
             .bind(id)
             .execute(&self.pool)
             .await?;
+        Ok(())
+    }
+
+    async fn claim_rates(&self, claims: &[RateClaim]) -> Result<Vec<RateGrant>, StoreError> {
+        let sql = D::RATE_CLAIM.ok_or(StoreError::SharedRatesUnsupported(D::BACKEND))?;
+        if claims.is_empty() {
+            return Ok(Vec::new());
+        }
+        let json =
+            serde_json::to_string(claims).map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+        let rows = sqlx::query(sql).bind(json).fetch_all(&self.pool).await?;
+        let count = |row: &<D::Db as Database>::Row, i: usize| -> Result<u32, StoreError> {
+            let n: i64 = row.try_get(i)?;
+            Ok(u32::try_from(n.max(0)).unwrap_or(u32::MAX))
+        };
+        rows.iter()
+            .map(|row| {
+                let room_ms: Option<i64> = row.try_get(4)?;
+                Ok(RateGrant {
+                    key_id: row.try_get(0)?,
+                    granted: count(row, 1)?,
+                    slot: row.try_get(2)?,
+                    used: count(row, 3)?,
+                    room_in: room_ms.map(|ms| Duration::from_millis(ms.max(0).unsigned_abs())),
+                })
+            })
+            .collect()
+    }
+
+    async fn prune_rates(&self) -> Result<(), StoreError> {
+        let sql = D::RATE_PRUNE.ok_or(StoreError::SharedRatesUnsupported(D::BACKEND))?;
+        sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
     }
 }

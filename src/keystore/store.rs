@@ -176,6 +176,39 @@ pub(crate) fn outcome_state(o: &AttemptOutcome) -> &'static str {
     o.state()
 }
 
+/// One key's claim in a batch of shared rate-limit tokens (see
+/// `keywarden_rate_sync` in the PostgreSQL migrations).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct RateClaim {
+    #[serde(rename = "k")]
+    pub key_id: String,
+    /// Requests the key may make in any 60 seconds.
+    #[serde(rename = "l")]
+    pub limit: u32,
+    /// Tokens wanted now (0: only refund).
+    #[serde(rename = "w")]
+    pub want: u32,
+    /// Tokens of an earlier grant left unused, given back …
+    #[serde(rename = "rn")]
+    pub refund: u32,
+    /// … to the slot they were granted in.
+    #[serde(rename = "rs")]
+    pub refund_slot: i64,
+}
+
+/// What the store granted one claim.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateGrant {
+    pub key_id: String,
+    pub granted: u32,
+    /// The store's one-second slot the tokens count in.
+    pub slot: i64,
+    /// Tokens counted in the key's window, these included.
+    pub used: u32,
+    /// When the window is full: how long until it has room for one more.
+    pub room_in: Option<std::time::Duration>,
+}
+
 /// Where keys live. Every method is one transaction: a failure leaves the
 /// store as it was.
 #[async_trait]
@@ -270,6 +303,13 @@ pub trait KeyStore: Send + Sync {
     async fn outbox_counts(&self) -> Result<Vec<(String, i64)>, StoreError>;
     /// Records that the key was used at `at`.
     async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
+    /// Grants rate-limit tokens for every claim in one statement, so that
+    /// all replicas on this store together admit at most each key's limit
+    /// in any 60 seconds. `SharedRatesUnsupported` on a store that keeps
+    /// no shared counts (SQLite: one replica counts in memory).
+    async fn claim_rates(&self, claims: &[RateClaim]) -> Result<Vec<RateGrant>, StoreError>;
+    /// Drops counts that have left every window.
+    async fn prune_rates(&self) -> Result<(), StoreError>;
 }
 
 /// Opens (creating when needed) the store at `url` and brings its schema up

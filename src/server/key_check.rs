@@ -67,6 +67,7 @@ pub(super) async fn authenticate(
         .inner
         .limits
         .check(record.key_type, &record.id)
+        .await
         .map_err(|retry_after_secs| ApiError::RateLimited { retry_after_secs })?;
     state.touch(&record.id);
     Ok((record, now))

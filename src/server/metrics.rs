@@ -18,6 +18,7 @@ pub struct Metrics {
     key_refreshes: Family<Labels, Counter>,
     pub noncurrent_key_uses: Counter,
     pub store_timeouts: Counter,
+    pub rate_limit_fallbacks: Counter,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
     pub connections_open: Gauge,
@@ -38,6 +39,7 @@ impl Metrics {
         let key_refreshes = Family::<Labels, Counter>::default();
         let noncurrent_key_uses = Counter::default();
         let store_timeouts = Counter::default();
+        let rate_limit_fallbacks = Counter::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
         let connections_open = Gauge::default();
@@ -76,6 +78,11 @@ impl Metrics {
             "store_timeouts",
             "Store calls not answered within --store-timeout",
             store_timeouts.clone(),
+        );
+        registry.register(
+            "rate_limit_fallbacks",
+            "Requests rate-limited by this replica alone because the shared rate counter failed",
+            rate_limit_fallbacks.clone(),
         );
         registry.register(
             "outbox_depth",
@@ -132,6 +139,7 @@ impl Metrics {
             key_refreshes,
             noncurrent_key_uses,
             store_timeouts,
+            rate_limit_fallbacks,
             outbox_depth,
             outbox_emails,
         }

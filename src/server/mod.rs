@@ -24,6 +24,7 @@ pub use listener::{
     default_max_connections,
 };
 pub use partner_route::BODY_LIMIT;
+pub use rate_limit::RateLimitMode;
 pub use state::{
     AppState, DEFAULT_BODY_TIMEOUT, DEFAULT_PARTNER_BODY_BUDGET, DEFAULT_PARTNER_PATH,
     DEFAULT_STORE_TIMEOUT, ServerConfig,

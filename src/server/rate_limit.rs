@@ -1,50 +1,555 @@
-//! Per-key rate limits: one keyed limiter per key type, each with that
-//! type's requests per minute.
+//! Per-key rate limits: a key makes at most its type's per-minute limit of
+//! requests in any 60-second window, counted across every replica that
+//! shares the store.
+//!
+//! One replica counts in memory ([`LocalLimiter`]): one-second slots, 61 of
+//! them, since any 60-second span touches at most 61 slots. Replicas on one
+//! PostgreSQL store ([`SharedLimiter`]) lease tokens from counts kept there:
+//! a replica claims a few tokens for a key, spends them within a second,
+//! and gives back what it did not spend. Claims of all keys that need one
+//! go to the store together in one statement, so most requests are decided
+//! in memory and the store sees about one batch per round trip, not one
+//! write per request. The store grants at most what is left of a key's
+//! window; its window is 62 slots, one more than in memory because a token
+//! may be spent up to a second after the slot it was granted in.
+//!
+//! When the shared counts cannot be reached, a replica limits keys on its
+//! own (each replica admits up to the limit): the key itself was just read
+//! from the same store, so this is a passing fault of the counter, and
+//! refusing keys that work would turn it into an outage. It is logged and
+//! counted (`keywarden_rate_limit_fallbacks_total`).
 
-use crate::keystore::KeyType;
-use governor::clock::{Clock, DefaultClock};
-use governor::{DefaultKeyedRateLimiter, Quota, RateLimiter};
-use std::num::NonZeroU32;
+use crate::keystore::{KeyStore, KeyType, RateClaim, RateGrant, StoreError};
+use prometheus_client::metrics::counter::Counter;
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-/// The limiters of all key types, keyed by key id.
-pub struct RateLimits {
-    by_type: Vec<(KeyType, DefaultKeyedRateLimiter<String>)>,
-    clock: DefaultClock,
+/// Slots of the in-memory window: any 60 s span touches at most 61.
+const LOCAL_SLOTS: u64 = 61;
+
+/// How long a leased token may be spent after its claim was sent.
+const LEASE: Duration = Duration::from_secs(1);
+
+/// How long a replica limits on its own after the shared counts failed,
+/// before it tries them again.
+const FALLBACK_FOR: Duration = Duration::from_secs(1);
+
+/// How rate limits are counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RateLimitMode {
+    /// In this process only: right for one replica.
+    Local,
+    /// In the store, for every replica that shares it (PostgreSQL).
+    Shared,
+    /// Not at all (a gateway in front limits).
+    Off,
+}
+
+/// The limiter `serve` runs with.
+pub enum RateLimits {
+    Off,
+    Local(LocalLimiter),
+    Shared(SharedLimiter),
 }
 
 impl RateLimits {
-    pub fn new() -> Self {
-        let by_type = KeyType::ALL
-            .into_iter()
-            .map(|t| {
-                let per_minute =
-                    NonZeroU32::new(t.requests_per_minute()).unwrap_or(NonZeroU32::MIN);
-                (t, RateLimiter::keyed(Quota::per_minute(per_minute)))
-            })
-            .collect();
-        RateLimits {
-            by_type,
-            clock: DefaultClock::default(),
+    pub fn new(
+        mode: RateLimitMode,
+        store: Arc<dyn KeyStore>,
+        store_timeout: Duration,
+        fallbacks: Counter,
+    ) -> Self {
+        match mode {
+            RateLimitMode::Off => RateLimits::Off,
+            RateLimitMode::Local => RateLimits::Local(LocalLimiter::default()),
+            RateLimitMode::Shared => {
+                RateLimits::Shared(SharedLimiter::new(store, store_timeout, fallbacks))
+            }
         }
     }
 
     /// Counts one request of key `id`; `Err(seconds)` when it is over its
     /// type's limit and may retry after that many seconds.
-    pub fn check(&self, key_type: KeyType, id: &str) -> Result<(), u64> {
-        let Some((_, limiter)) = self.by_type.iter().find(|(t, _)| *t == key_type) else {
-            return Ok(());
-        };
-        limiter.check_key(&id.to_string()).map_err(|not_until| {
-            let wait = not_until.wait_time_from(self.clock.now());
-            wait.as_secs() + u64::from(wait.subsec_nanos() > 0)
-        })
+    pub async fn check(&self, key_type: KeyType, id: &str) -> Result<(), u64> {
+        let limit = key_type.requests_per_minute();
+        match self {
+            RateLimits::Off => Ok(()),
+            RateLimits::Local(local) => local.check(id, limit, wall_clock()),
+            RateLimits::Shared(shared) => shared.check(id, limit).await,
+        }
     }
 
-    /// Forgets keys whose buckets are full again, so memory stays flat.
+    /// Forgets keys not seen for a while, so memory stays flat.
     pub fn forget_idle(&self) {
-        for (_, limiter) in &self.by_type {
-            limiter.retain_recent();
-            limiter.shrink_to_fit();
+        match self {
+            RateLimits::Off => {}
+            RateLimits::Local(local) => local.forget_idle(wall_clock()),
+            RateLimits::Shared(shared) => shared.forget_idle(),
         }
+    }
+
+    /// The shared limiter's periodic work: give back expired tokens and,
+    /// now and then, drop old counts from the store.
+    pub async fn tick(&self, prune: bool) {
+        if let RateLimits::Shared(shared) = self {
+            shared.refund_expired().await;
+            if prune && let Err(e) = shared.store.prune_rates().await {
+                tracing::debug!(error = %e, "old rate counts not pruned");
+            }
+        }
+    }
+}
+
+/// Time since the Unix epoch by this machine's clock.
+fn wall_clock() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// Whole seconds from `now` until `at`, at least one.
+fn seconds_until(at: Duration, now: Duration) -> u64 {
+    let wait = at.saturating_sub(now);
+    (wait.as_secs() + u64::from(wait.subsec_nanos() > 0)).max(1)
+}
+
+/// Requests of one key in the last 61 one-second slots.
+#[derive(Debug, Clone)]
+struct SlotWindow {
+    counts: [u32; LOCAL_SLOTS as usize],
+    /// The newest slot counted.
+    newest: u64,
+}
+
+impl SlotWindow {
+    fn new(slot: u64) -> Self {
+        SlotWindow {
+            counts: [0; LOCAL_SLOTS as usize],
+            newest: slot,
+        }
+    }
+
+    fn cell(slot: u64) -> usize {
+        (slot % LOCAL_SLOTS) as usize
+    }
+
+    /// Moves the window on to `slot`, emptying the slots that left it.
+    fn advance(&mut self, slot: u64) {
+        if slot <= self.newest {
+            return;
+        }
+        if slot - self.newest >= LOCAL_SLOTS {
+            self.counts = [0; LOCAL_SLOTS as usize];
+        } else {
+            for s in self.newest + 1..=slot {
+                self.counts[Self::cell(s)] = 0;
+            }
+        }
+        self.newest = slot;
+    }
+
+    fn used(&self) -> u32 {
+        self.counts.iter().sum()
+    }
+
+    /// Counts one request in `slot` when the window holds fewer than
+    /// `limit`; otherwise the first slot from which it has room again.
+    fn take(&mut self, slot: u64, limit: u32) -> Result<(), u64> {
+        self.advance(slot);
+        let mut left = self.used();
+        if left < limit {
+            self.counts[Self::cell(slot)] += 1;
+            return Ok(());
+        }
+        let oldest = slot.saturating_sub(LOCAL_SLOTS - 1);
+        for s in oldest..=slot {
+            left -= self.counts[Self::cell(s)];
+            if left < limit {
+                return Err(s + LOCAL_SLOTS);
+            }
+        }
+        Err(slot + LOCAL_SLOTS)
+    }
+}
+
+/// Rate limits counted in this process.
+#[derive(Default)]
+pub struct LocalLimiter {
+    windows: Mutex<HashMap<String, SlotWindow>>,
+}
+
+impl LocalLimiter {
+    /// Counts one request of `id` at `now` (since the Unix epoch).
+    fn check(&self, id: &str, limit: u32, now: Duration) -> Result<(), u64> {
+        let slot = now.as_secs();
+        let Ok(mut windows) = self.windows.lock() else {
+            return Ok(());
+        };
+        let window = match windows.get_mut(id) {
+            Some(w) => w,
+            None => windows
+                .entry(id.to_string())
+                .or_insert_with(|| SlotWindow::new(slot)),
+        };
+        window
+            .take(slot, limit)
+            .map_err(|room| seconds_until(Duration::from_secs(room), now))
+    }
+
+    fn forget_idle(&self, now: Duration) {
+        if let Ok(mut windows) = self.windows.lock() {
+            windows.retain(|_, w| {
+                w.advance(now.as_secs());
+                w.used() > 0
+            });
+            windows.shrink_to_fit();
+        }
+    }
+}
+
+/// Tokens of one key leased from the shared counts.
+#[derive(Debug)]
+struct Lease {
+    limit: u32,
+    /// Tokens left to spend …
+    tokens: u32,
+    /// … until then.
+    valid_until: Instant,
+    /// The store's slot they were granted in (where a refund goes).
+    slot: i64,
+    /// Tokens of this lease spent so far: sizes the next claim.
+    spent: u32,
+    /// The window is full until then (the store said so).
+    full_until: Option<Instant>,
+    /// A request is waiting for the next batch to claim tokens.
+    wanted: bool,
+    last_seen: Instant,
+}
+
+impl Lease {
+    fn new(limit: u32, now: Instant) -> Self {
+        Lease {
+            limit,
+            tokens: 0,
+            valid_until: now,
+            slot: 0,
+            spent: 0,
+            full_until: None,
+            wanted: false,
+            last_seen: now,
+        }
+    }
+
+    /// Tokens to ask for: twice what the last lease spent when it ran
+    /// out, what it spent when it expired, within a twentieth of the
+    /// limit (so that a replica never sits on much of a key's minute).
+    fn next_want(&self, now: Instant) -> u32 {
+        let ran_out = self.tokens == 0 && now < self.valid_until;
+        let want = if ran_out {
+            self.spent.saturating_mul(2)
+        } else {
+            self.spent
+        };
+        want.clamp(1, (self.limit / 20).max(1))
+    }
+}
+
+enum Decision {
+    Admit,
+    Refuse(u64),
+    Claim,
+}
+
+/// Rate limits counted in the store, for replicas that share it.
+pub struct SharedLimiter {
+    store: Arc<dyn KeyStore>,
+    store_timeout: Duration,
+    leases: Mutex<HashMap<String, Lease>>,
+    /// Held by the one batch in flight; requests queue behind it and are
+    /// claimed together in the next.
+    claiming: tokio::sync::Mutex<()>,
+    /// Limiting on our own until then: the shared counts failed.
+    fallback_until: Mutex<Option<Instant>>,
+    fallback: LocalLimiter,
+    fallbacks: Counter,
+}
+
+impl SharedLimiter {
+    fn new(store: Arc<dyn KeyStore>, store_timeout: Duration, fallbacks: Counter) -> Self {
+        SharedLimiter {
+            store,
+            store_timeout,
+            leases: Mutex::new(HashMap::new()),
+            claiming: tokio::sync::Mutex::new(()),
+            fallback_until: Mutex::new(None),
+            fallback: LocalLimiter::default(),
+            fallbacks,
+        }
+    }
+
+    async fn check(&self, id: &str, limit: u32) -> Result<(), u64> {
+        match self.spend(id, limit) {
+            Decision::Admit => return Ok(()),
+            Decision::Refuse(secs) => return Err(secs),
+            Decision::Claim => {}
+        }
+        if !self.falling_back() {
+            // One batch at a time: requests that queue here are claimed
+            // together in the next one.
+            let _turn = self.claiming.lock().await;
+            // The batch before may have brought this key's tokens.
+            match self.spend(id, limit) {
+                Decision::Admit => return Ok(()),
+                Decision::Refuse(secs) => return Err(secs),
+                Decision::Claim => {}
+            }
+            if !self.falling_back() {
+                let claims = self.collect(true);
+                if let Ok(decision) = self.send(claims, Some(id)).await {
+                    return match decision {
+                        Decision::Admit => Ok(()),
+                        Decision::Refuse(secs) => Err(secs),
+                        // The store answered for other keys only.
+                        Decision::Claim => Err(1),
+                    };
+                }
+            }
+        }
+        self.fallbacks.inc();
+        self.fallback.check(id, limit, wall_clock())
+    }
+
+    /// Spends a leased token of `id`, or says why not.
+    fn spend(&self, id: &str, limit: u32) -> Decision {
+        let now = Instant::now();
+        let Ok(mut leases) = self.leases.lock() else {
+            return Decision::Admit;
+        };
+        let lease = match leases.get_mut(id) {
+            Some(l) => l,
+            None => leases
+                .entry(id.to_string())
+                .or_insert_with(|| Lease::new(limit, now)),
+        };
+        lease.limit = limit;
+        lease.last_seen = now;
+        if let Some(until) = lease.full_until {
+            if now < until {
+                return Decision::Refuse(seconds_until(until - now, Duration::ZERO));
+            }
+            lease.full_until = None;
+        }
+        if lease.tokens > 0 && now < lease.valid_until {
+            lease.tokens -= 1;
+            lease.spent += 1;
+            return Decision::Admit;
+        }
+        lease.wanted = true;
+        Decision::Claim
+    }
+
+    fn falling_back(&self) -> bool {
+        self.fallback_until
+            .lock()
+            .map(|until| until.is_some_and(|u| Instant::now() < u))
+            .unwrap_or(false)
+    }
+
+    /// Gives back the unspent tokens of expired leases.
+    async fn refund_expired(&self) {
+        let _turn = self.claiming.lock().await;
+        let claims = self.collect(false);
+        if !claims.is_empty() {
+            // A refund lost is a few tokens counted that were not spent;
+            // they leave the window within a minute.
+            let _ = self.send(claims, None).await;
+        }
+    }
+
+    /// The claims of the next batch; takes the tokens it gives back out of
+    /// their leases.
+    fn collect(&self, with_wanted: bool) -> Vec<RateClaim> {
+        let now = Instant::now();
+        let Ok(mut leases) = self.leases.lock() else {
+            return Vec::new();
+        };
+        let mut claims = Vec::new();
+        for (id, lease) in leases.iter_mut() {
+            let expired = now >= lease.valid_until;
+            let want = with_wanted && lease.wanted;
+            let refund = if expired || want { lease.tokens } else { 0 };
+            if !want && refund == 0 {
+                continue;
+            }
+            claims.push(RateClaim {
+                key_id: id.clone(),
+                limit: lease.limit,
+                want: if want { lease.next_want(now) } else { 0 },
+                refund,
+                refund_slot: lease.slot,
+            });
+            lease.tokens = 0;
+            lease.wanted = false;
+            if !want {
+                lease.spent = 0;
+            }
+        }
+        claims
+    }
+
+    /// Sends a batch and takes in its grants; for `requester`, spends one
+    /// of its new tokens at once (no other request can take it first) or
+    /// says how long its key's window is full.
+    async fn send(
+        &self,
+        claims: Vec<RateClaim>,
+        requester: Option<&str>,
+    ) -> Result<Decision, StoreError> {
+        let sent = Instant::now();
+        let outcome = tokio::time::timeout(self.store_timeout, self.store.claim_rates(&claims))
+            .await
+            .unwrap_or(Err(StoreError::TimedOut(self.store_timeout)));
+        match outcome {
+            Ok(grants) => {
+                let decision = self.apply(&grants, sent, requester);
+                if let Ok(mut until) = self.fallback_until.lock()
+                    && until.take().is_some()
+                {
+                    tracing::info!("shared rate counter answers again");
+                }
+                Ok(decision)
+            }
+            Err(e) => {
+                if let Ok(mut until) = self.fallback_until.lock() {
+                    if until.is_none() {
+                        tracing::warn!(error = %e, "shared rate counter failed; this replica limits keys on its own until it answers");
+                    }
+                    *until = Some(Instant::now() + FALLBACK_FOR);
+                }
+                Err(e)
+            }
+        }
+    }
+
+    fn apply(&self, grants: &[RateGrant], sent: Instant, requester: Option<&str>) -> Decision {
+        let received = Instant::now();
+        let Ok(mut leases) = self.leases.lock() else {
+            return Decision::Admit;
+        };
+        let mut decision = Decision::Claim;
+        for grant in grants {
+            let Some(lease) = leases.get_mut(&grant.key_id) else {
+                continue;
+            };
+            if grant.granted == 0 && grant.room_in.is_none() {
+                // A refund only.
+                continue;
+            }
+            lease.tokens = grant.granted;
+            lease.slot = grant.slot;
+            // Counted from when the claim left, which is before the store
+            // granted it: a token is never spent later than a lease after.
+            lease.valid_until = sent + LEASE;
+            lease.spent = 0;
+            lease.full_until = match (grant.granted, grant.room_in) {
+                (0, Some(room)) => Some(received + room),
+                _ => None,
+            };
+            if requester == Some(grant.key_id.as_str()) {
+                decision = match lease.full_until {
+                    Some(until) => {
+                        Decision::Refuse(seconds_until(until - received, Duration::ZERO))
+                    }
+                    None => {
+                        lease.tokens -= 1;
+                        lease.spent += 1;
+                        Decision::Admit
+                    }
+                };
+            }
+        }
+        decision
+    }
+
+    fn forget_idle(&self) {
+        let now = Instant::now();
+        if let Ok(mut leases) = self.leases.lock() {
+            leases.retain(|_, l| {
+                l.tokens > 0 || now.duration_since(l.last_seen) < Duration::from_secs(120)
+            });
+            leases.shrink_to_fit();
+        }
+        self.fallback.forget_idle(wall_clock());
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn at(secs: f64) -> Duration {
+        Duration::from_secs_f64(1_000_000.0 + secs)
+    }
+
+    #[test]
+    fn no_sixty_seconds_hold_more_than_the_limit() {
+        let limiter = LocalLimiter::default();
+        // A client that tries every 10 ms for five minutes.
+        let mut admitted = Vec::new();
+        for i in 0..30_000 {
+            let t = f64::from(i) * 0.01;
+            if limiter.check("k", 120, at(t)).is_ok() {
+                admitted.push(t);
+            }
+        }
+        for (i, start) in admitted.iter().enumerate() {
+            let within = admitted[i..]
+                .iter()
+                .take_while(|t| **t < start + 60.0)
+                .count();
+            assert!(
+                within <= 120,
+                "{within} admitted in the minute from {start}"
+            );
+        }
+        // And the limit is served: 120 every 61 s.
+        assert!(admitted.len() >= 120 * 4, "{}", admitted.len());
+    }
+
+    #[test]
+    fn a_steady_client_just_under_the_limit_is_never_refused() {
+        let limiter = LocalLimiter::default();
+        // 118 a minute, for ten minutes.
+        for i in 0..1180 {
+            let t = f64::from(i) * 60.0 / 118.0;
+            assert_eq!(limiter.check("k", 120, at(t)), Ok(()), "refused at {t}");
+        }
+    }
+
+    #[test]
+    fn retry_after_names_the_second_the_window_has_room_again() {
+        let limiter = LocalLimiter::default();
+        for _ in 0..100 {
+            limiter.check("k", 120, at(0.5)).unwrap();
+        }
+        for _ in 0..20 {
+            limiter.check("k", 120, at(10.2)).unwrap();
+        }
+        // Full: the first 100 leave at 61 s, so one more fits then.
+        assert_eq!(limiter.check("k", 120, at(30.3)), Err(31));
+        assert_eq!(limiter.check("k", 120, at(60.9)), Err(1));
+        assert_eq!(limiter.check("k", 120, at(61.0)), Ok(()));
+        assert_eq!(limiter.check("other", 120, at(30.3)), Ok(()), "per key");
+    }
+
+    #[test]
+    fn idle_keys_are_forgotten() {
+        let limiter = LocalLimiter::default();
+        limiter.check("k", 120, at(0.0)).unwrap();
+        limiter.forget_idle(at(30.0));
+        assert_eq!(limiter.windows.lock().unwrap().len(), 1);
+        limiter.forget_idle(at(61.0));
+        assert!(limiter.windows.lock().unwrap().is_empty());
     }
 }

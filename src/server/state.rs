@@ -2,7 +2,7 @@
 
 use super::body::BodyBudget;
 use super::metrics::Metrics;
-use super::rate_limit::RateLimits;
+use super::rate_limit::{RateLimitMode, RateLimits};
 use crate::keystore::{KeyStore, StoreError};
 use crate::partner::GithubKeys;
 use ipnet::IpNet;
@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub body_timeout: Duration,
     /// What all partner bodies being read at once may hold, in bytes.
     pub partner_body_budget: usize,
+    /// How keys' rate limits are counted.
+    pub rate_limits: RateLimitMode,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +54,7 @@ impl Default for ServerConfig {
             store_timeout: DEFAULT_STORE_TIMEOUT,
             body_timeout: DEFAULT_BODY_TIMEOUT,
             partner_body_budget: DEFAULT_PARTNER_BODY_BUDGET,
+            rate_limits: RateLimitMode::Local,
         }
     }
 }
@@ -78,14 +81,21 @@ impl AppState {
         github_keys: Arc<GithubKeys>,
         config: ServerConfig,
     ) -> Self {
+        let metrics = Metrics::new();
+        let limits = RateLimits::new(
+            config.rate_limits,
+            store.clone(),
+            config.store_timeout,
+            metrics.rate_limit_fallbacks.clone(),
+        );
         AppState {
             inner: Arc::new(Inner {
                 store,
                 body_budget: BodyBudget::new(config.partner_body_budget, super::BODY_LIMIT),
                 config,
-                limits: RateLimits::new(),
+                limits,
                 github_keys,
-                metrics: Metrics::new(),
+                metrics,
                 last_touch: Mutex::new(HashMap::new()),
             }),
         }
@@ -172,8 +182,21 @@ impl AppState {
         });
     }
 
-    /// Starts the periodic clean-up of per-key memory.
+    /// Starts the periodic clean-up of per-key memory, and the shared
+    /// rate limiter's refunds (four times a second) and pruning (once a
+    /// minute).
     pub(super) fn start_housekeeping(&self) {
+        if matches!(self.inner.limits, RateLimits::Shared(_)) {
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                for n in 0u64.. {
+                    tick.tick().await;
+                    let Some(inner) = weak.upgrade() else { break };
+                    inner.limits.tick(n % 240 == 0).await;
+                }
+            });
+        }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(TOUCH_INTERVAL);

@@ -1,0 +1,127 @@
+#!/usr/bin/env bash
+# GET /api/v1/key with rate limits counted where they must be (issue 17),
+# in one run, alternating:
+#   ref   the reference binary, one replica on SQLite (today's figure)
+#   sqlite/local    one replica on SQLite, counting in memory
+#   sqlite/off      the same, --rate-limits off
+#   pg×2/shared     two replicas on one PostgreSQL, counting in the store
+#   pg×2/off        the same, --rate-limits off
+# wrk from a second process on loopback (one wrk per replica, their
+# rates summed); requests rotate over 2,000 keys so that no key crosses its
+# limit and every answer should be 200.
+#   benches/rate_limits.sh REF_BIN [DURATION_SECONDS] [ROUNDS]
+# Needs wrk and psql; PostgreSQL at KEYWARDEN_BENCH_POSTGRES_URL (default
+# the test server, postgres://postgres@127.0.0.1:5432/test).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ref=${1:?usage: benches/rate_limits.sh REF_BIN [DURATION_SECONDS] [ROUNDS]}
+duration=${2:-15}
+rounds=${3:-2}
+conns=32
+keys=2000
+pg=${KEYWARDEN_BENCH_POSTGRES_URL:-postgres://postgres@127.0.0.1:5432/test}
+command -v wrk >/dev/null || { echo "wrk not found (apt-get install wrk)" >&2; exit 2; }
+command -v psql >/dev/null || { echo "psql not found (apt-get install postgresql-client)" >&2; exit 2; }
+cargo build --release --locked -q --features responder
+bin=$PWD/target/release/keywarden
+work=$(mktemp -d)
+schema=kw_bench_rl_$$
+servers=()
+cleanup() {
+  for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; done
+  psql "$pg" -qc "DROP SCHEMA IF EXISTS $schema CASCADE" >/dev/null 2>&1 || true
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+python3 - "$work" "$keys" <<'PY'
+import os, sys
+work, n = sys.argv[1], int(sys.argv[2])
+keys = ["sk-or-v1-" + os.urandom(32).hex() for _ in range(n)]
+with open(f"{work}/keys.csv", "w") as f:
+    f.write("key,name,owner_email\n")
+    for i, k in enumerate(keys):
+        f.write(f"{k},bench-{i},bench@example.com\n")
+with open(f"{work}/keys.lua", "w") as f:
+    f.write("local keys = {" + ",".join(f'"{k}"' for k in keys) + "}\n")
+    f.write("""
+local i = math.random(1, #keys)
+request = function()
+  i = i + 1
+  return wrk.format("GET", "/api/v1/key", {["Authorization"] = "Bearer " .. keys[(i % #keys) + 1]})
+end
+""")
+PY
+cat benches/wrk-report.lua >> "$work/keys.lua"
+sqlite="sqlite://$work/keywarden.db"
+psql "$pg" -qc "CREATE SCHEMA $schema" >/dev/null
+sep='?'; case $pg in *\?*) sep='&';; esac
+pgurl="$pg${sep}options[search_path]=$schema"
+"$bin" keys import "$work/keys.csv" --database-url "$sqlite" >/dev/null
+"$bin" keys import "$work/keys.csv" --database-url "$pgurl" >/dev/null
+
+# start BIN URL [FLAGS...]: one replica; prints its address.
+start() {
+  local b=$1 url=$2 log
+  shift 2
+  log=$(mktemp -p "$work")
+  "$b" serve --listen 127.0.0.1:0 --admin-listen none --database-url "$url" \
+    --github-api-url http://127.0.0.1:9 --no-mail-worker "$@" 2>"$log" &
+  servers+=($!)
+  for _ in $(seq 100); do grep -q "serving on" "$log" && break; sleep 0.1; done
+  sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$log"
+}
+
+stop_all() {
+  for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done
+  servers=()
+}
+
+# measure NAME ADDR...: wrk against every address at once for $duration s.
+measure() {
+  local name=$1
+  shift
+  local n=$# i=0 outs=()
+  for addr in "$@"; do
+    i=$((i + 1))
+    wrk -t1 -c$((conns / n)) -d"${duration}s" -s "$work/keys.lua" "$addr/api/v1/key" >"$work/wrk.$i" &
+    outs+=($!)
+  done
+  wait "${outs[@]}"
+  python3 - "$name" "$work" "$n" <<'PY' | tee -a "$work/results"
+import re, sys
+name, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+rate = non2xx = 0.0
+p99 = 0.0
+for i in range(1, n + 1):
+    text = open(f"{work}/wrk.{i}").read()
+    rate += float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
+    p99 = max(p99, float(re.search(r"p99 ([\d.]+) ms", text).group(1)))
+    non2xx += int(re.search(r"non-2xx (\d+)", text).group(1))
+print(f"{name}\t{rate:.0f}\t{p99:.2f}\t{int(non2xx)}")
+PY
+}
+
+echo "machine: $(nproc) cores; keywarden $("$bin" --version | cut -d' ' -f2); reference $("$ref" --version | cut -d' ' -f2); wrk ${conns} connections in all, ${duration}s per run, $rounds rounds"
+echo -e "run\treq/s\tp99 ms\tnon-2xx"
+for _ in $(seq "$rounds"); do
+  measure ref "$(start "$ref" "$sqlite")"; stop_all
+  measure sqlite/local "$(start "$bin" "$sqlite" --rate-limits local)"; stop_all
+  measure sqlite/off "$(start "$bin" "$sqlite" --rate-limits off)"; stop_all
+  a=$(start "$bin" "$pgurl" --rate-limits shared); b=$(start "$bin" "$pgurl" --rate-limits shared)
+  measure pg2/shared "$a" "$b"; stop_all
+  a=$(start "$bin" "$pgurl" --rate-limits off); b=$(start "$bin" "$pgurl" --rate-limits off)
+  measure pg2/off "$a" "$b"; stop_all
+done
+python3 - "$work/results" <<'PY'
+import sys, collections
+runs = collections.defaultdict(list)
+for line in open(sys.argv[1]):
+    name, rate, p99, bad = line.split("\t")
+    runs[name].append(float(rate))
+mean = {k: sum(v) / len(v) for k, v in runs.items()}
+print("means: " + ", ".join(f"{k} {v:.0f}" for k, v in mean.items()))
+print(f"sqlite/local vs sqlite/off: {mean['sqlite/local'] / mean['sqlite/off']:.2f}x")
+print(f"sqlite/local vs ref:        {mean['sqlite/local'] / mean['ref']:.2f}x")
+print(f"pg2/shared vs pg2/off:      {mean['pg2/shared'] / mean['pg2/off']:.2f}x")
+PY
