@@ -5,35 +5,12 @@
 mod common;
 
 use common::db::TestDb;
-use common::github::{FakeGithub, Signer, key_list};
-use common::server::{Reply, Server, key_info, post};
+use common::github::{FakeGithub, Signer, key_list, report, send};
+use common::server::{Server, key_info, post};
 use common::{create_key, keywarden};
 use serde_json::{Value, json};
 
 const PATH: &str = "/github/secret-scanning";
-
-fn report(tokens: &[&str]) -> Vec<u8> {
-    let items: Vec<Value> = tokens
-        .iter()
-        .map(|t| {
-            json!({"token": t, "type": "openrouter_api_key",
-                   "url": "https://github.com/acme/app/blob/abc123/.env", "source": "commit"})
-        })
-        .collect();
-    serde_json::to_vec(&items).unwrap()
-}
-
-fn send(server: &Server, signer: &Signer, body: &[u8]) -> Reply {
-    post(
-        &server.url(PATH),
-        &[
-            ("Content-Type", "application/json"),
-            ("Github-Public-Key-Identifier", &signer.id),
-            ("Github-Public-Key-Signature", &signer.sign(body)),
-        ],
-        body,
-    )
-}
 
 fn serve_trusting(db: &TestDb, signer: &Signer) -> (Server, tempfile::TempDir) {
     common::github::serve_trusting(db.url(), signer, &[])

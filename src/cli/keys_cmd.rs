@@ -134,6 +134,9 @@ pub enum KeysCommand {
         #[command(flatten)]
         server: ServerArgs,
     },
+    /// What the usage log holds about a key: requests by outcome and by
+    /// caller network (/24, /48), first and last seen.
+    Activity(super::activity_cmd::ActivityArgs),
     /// Import an existing key inventory (CSV with a header line, or JSON
     /// Lines) holding whole keys (`key`, hashed on read) or SHA-256 hashes
     /// (`sha256`), with `name`, `owner_email` and optionally `type`, `team`,
@@ -253,7 +256,7 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
         | KeysCommand::Revoke { server, .. }
         | KeysCommand::Rotate { server, .. } => server,
         KeysCommand::Disable(a) | KeysCommand::Enable(a) => &a.server,
-        KeysCommand::Import { .. } => return Ok(None),
+        KeysCommand::Import { .. } | KeysCommand::Activity(_) => return Ok(None),
     };
     let Some(remote) = server.remote()? else {
         return Ok(None);
@@ -359,8 +362,8 @@ fn run_remote(cmd: &KeysCommand, now: OffsetDateTime) -> anyhow::Result<Option<u
                 );
             }
         }
-        // Import works on the database only (no --server).
-        KeysCommand::Import { .. } => return Ok(None),
+        // Import and activity work on the database only (no --server).
+        KeysCommand::Import { .. } | KeysCommand::Activity(_) => return Ok(None),
     }
     Ok(Some(0))
 }
@@ -372,6 +375,7 @@ fn server_shown(server: &ServerArgs) -> String {
 async fn run_async(cmd: KeysCommand, now: OffsetDateTime) -> anyhow::Result<u8> {
     match cmd {
         KeysCommand::Create(args) => create(args, now).await,
+        KeysCommand::Activity(args) => super::activity_cmd::activity(args, now).await,
         KeysCommand::List {
             owner,
             state,

@@ -1,6 +1,8 @@
 //! The command line: parses flags, wires rules, sources, scan and reports
 //! together, and is the only place that prints or chooses an exit code.
 
+#[cfg(feature = "responder")]
+mod activity_cmd;
 mod git_cmd;
 mod history_cmd;
 #[cfg(feature = "responder")]
@@ -71,6 +73,10 @@ enum Command {
     #[cfg(feature = "responder")]
     #[command(subcommand)]
     Outbox(outbox_cmd::OutboxCommand),
+    /// Leak reports and who tried each leaked key after its revocation.
+    #[cfg(feature = "responder")]
+    #[command(subcommand)]
+    Incidents(activity_cmd::IncidentsCommand),
     /// Rehearse GitHub's secret-scanning reports (keygen, sign, send).
     #[cfg(feature = "responder")]
     #[command(subcommand)]
@@ -89,6 +95,9 @@ enum Command {
     /// build).
     #[cfg(not(feature = "responder"))]
     Partner(NotBuilt),
+    /// Leak reports (not in this build: it is the scanner-only build).
+    #[cfg(not(feature = "responder"))]
+    Incidents(NotBuilt),
 }
 
 /// A responder command in the scanner-only build: whatever follows it is
@@ -195,6 +204,12 @@ pub fn run() -> ExitCode {
         Command::Partner(cmd) => partner_cmd::run(cmd),
         #[cfg(feature = "responder")]
         Command::Outbox(cmd) => outbox_cmd::run(cmd),
+        #[cfg(feature = "responder")]
+        Command::Incidents(cmd) => tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(anyhow::Error::from)
+            .and_then(|rt| rt.block_on(activity_cmd::incidents(cmd))),
         #[cfg(not(feature = "responder"))]
         Command::Keys(_) => not_built("keys"),
         #[cfg(not(feature = "responder"))]
@@ -203,6 +218,8 @@ pub fn run() -> ExitCode {
         Command::Partner(_) => not_built("partner"),
         #[cfg(not(feature = "responder"))]
         Command::Outbox(_) => not_built("outbox"),
+        #[cfg(not(feature = "responder"))]
+        Command::Incidents(_) => not_built("incidents"),
     };
     match result {
         Ok(code) => ExitCode::from(code),

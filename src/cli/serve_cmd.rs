@@ -114,6 +114,19 @@ pub struct ServeArgs {
     #[arg(long, default_value = "auto", value_name = "MODE",
           value_parser = ["auto", "local", "shared", "off"])]
     rate_limits: String,
+    /// How long the usage log keeps each key check (caller, time, outcome;
+    /// `keys activity`, `incidents show`).
+    #[arg(long, default_value = "30d", value_name = "DURATION", value_parser = parse_positive_duration)]
+    usage_retention: Duration,
+    /// Keep no usage log.
+    #[arg(long, conflicts_with = "usage_retention")]
+    no_usage_log: bool,
+    /// Usage records waiting to be written at most; past it records are
+    /// dropped and counted (keywarden_usage_records_dropped_total), never
+    /// waited for.
+    #[arg(long, default_value = "65536", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
+    usage_queue: u32,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
@@ -265,6 +278,8 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 body_timeout: args.body_timeout,
                 partner_body_budget: args.partner_body_budget as usize,
                 rate_limits,
+                usage_retention: (!args.no_usage_log).then_some(args.usage_retention),
+                usage_queue: args.usage_queue as usize,
             },
         );
         let listeners = Listeners {

@@ -13,6 +13,7 @@ mod lifecycle;
 mod model;
 mod sql;
 mod store;
+mod usage;
 
 pub use error::StoreError;
 pub use generate::{KeyHash, generate_key, looks_like_key};
@@ -28,4 +29,8 @@ pub use store::{
     AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
     OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, UpdateOutcome, open_existing_store,
     open_store, redact_url,
+};
+pub use usage::{
+    Incident, MAX_NETWORKS, MAX_USER_AGENT_CHARS, UsageCount, UsageOutcome, UsageRecord,
+    UsageSummary, network_of,
 };

@@ -6,9 +6,9 @@
 use super::store::outcome_state;
 use super::store::redact_url;
 use super::{
-    AttemptOutcome, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter,
-    OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, StoreError,
-    UpdateOutcome, WindowUsage,
+    AttemptOutcome, Incident, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport,
+    ListFilter, MAX_NETWORKS, OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation,
+    StoreError, UpdateOutcome, UsageCount, UsageRecord, UsageSummary, WindowUsage, network_of,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -70,6 +70,21 @@ fn corrupt(id: &str, reason: impl ToString) -> StoreError {
         id: id.to_string(),
         reason: reason.to_string(),
     }
+}
+
+/// Rows of the usage log one INSERT writes (7 values each).
+const USAGE_CHUNK: usize = 500;
+
+const INCIDENT_COLUMNS: &str =
+    "id, key_id, kind, reporter, token_type, url, source, request_id, reported_at";
+
+fn unix_ms(at: OffsetDateTime) -> i64 {
+    i64::try_from(at.unix_timestamp_nanos() / 1_000_000).unwrap_or(i64::MAX)
+}
+
+fn from_unix_ms(ms: i64) -> Result<OffsetDateTime, StoreError> {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000)
+        .map_err(|e| corrupt("key_usage", e))
 }
 
 fn timestamp(id: &str, secs: i64) -> Result<OffsetDateTime, StoreError> {
@@ -251,6 +266,21 @@ where
                 monthly: row.try_get("usage_monthly")?,
                 at: opt_ts("usage_at")?,
             },
+            id,
+        })
+    }
+
+    fn incident_from_row(row: &<D::Db as Database>::Row) -> Result<Incident, StoreError> {
+        let id: i64 = row.try_get("id")?;
+        Ok(Incident {
+            key_id: row.try_get("key_id")?,
+            kind: row.try_get("kind")?,
+            reporter: row.try_get("reporter")?,
+            token_type: row.try_get("token_type")?,
+            url: row.try_get("url")?,
+            source: row.try_get("source")?,
+            request_id: row.try_get("request_id")?,
+            reported_at: timestamp(&id.to_string(), row.try_get("reported_at")?)?,
             id,
         })
     }
@@ -868,6 +898,119 @@ where
         let sql = D::RATE_PRUNE.ok_or(StoreError::SharedRatesUnsupported(D::BACKEND))?;
         sqlx::query(sql).execute(&self.pool).await?;
         Ok(())
+    }
+
+    async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for chunk in records.chunks(USAGE_CHUNK) {
+            let rows: Vec<String> = (0..chunk.len())
+                .map(|i| {
+                    let p: Vec<String> = (1..=7).map(|c| format!("${}", i * 7 + c)).collect();
+                    format!("({})", p.join(", "))
+                })
+                .collect();
+            let sql = format!(
+                "INSERT INTO key_usage (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
+                 VALUES {}",
+                rows.join(", ")
+            );
+            let mut query = sqlx::query(&sql);
+            for r in chunk {
+                query = query
+                    .bind(r.key_id.as_deref())
+                    .bind(r.unknown_hash.as_ref().map(|h| h.to_hex()))
+                    .bind(unix_ms(r.at))
+                    .bind(r.ip.map(|ip| ip.to_string()))
+                    .bind(r.ip.map(network_of))
+                    .bind(r.outcome.as_str())
+                    .bind(r.user_agent.as_deref());
+            }
+            query.execute(&mut *tx).await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn prune_usage(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
+        let done = sqlx::query("DELETE FROM key_usage WHERE at_ms < $1")
+            .bind(unix_ms(before))
+            .execute(&self.pool)
+            .await?;
+        Ok(D::rows_affected(done))
+    }
+
+    async fn usage_summary(
+        &self,
+        id: &str,
+        since: OffsetDateTime,
+        refused_only: bool,
+    ) -> Result<UsageSummary, StoreError> {
+        let which = if refused_only {
+            "key_id = $1 AND at_ms >= $2 AND outcome NOT IN ('ok', 'rate-limited')"
+        } else {
+            "key_id = $1 AND at_ms >= $2"
+        };
+        let counts = |rows: Vec<<D::Db as Database>::Row>| -> Result<Vec<UsageCount>, StoreError> {
+            rows.iter()
+                .map(|row| {
+                    Ok(UsageCount {
+                        name: row.try_get(0)?,
+                        requests: row.try_get(1)?,
+                        first: from_unix_ms(row.try_get(2)?)?,
+                        last: from_unix_ms(row.try_get(3)?)?,
+                    })
+                })
+                .collect()
+        };
+        let by_outcome = sqlx::query(&format!(
+            "SELECT outcome, COUNT(*), MIN(at_ms), MAX(at_ms) FROM key_usage \
+             WHERE {which} GROUP BY outcome ORDER BY COUNT(*) DESC, outcome"
+        ))
+        .bind(id)
+        .bind(unix_ms(since))
+        .fetch_all(&self.pool)
+        .await?;
+        let by_network = sqlx::query(&format!(
+            "SELECT COALESCE(network, 'unknown') AS net, COUNT(*), MIN(at_ms), MAX(at_ms) \
+             FROM key_usage WHERE {which} \
+             GROUP BY COALESCE(network, 'unknown') ORDER BY COUNT(*) DESC, net LIMIT $3"
+        ))
+        .bind(id)
+        .bind(unix_ms(since))
+        .bind(MAX_NETWORKS)
+        .fetch_all(&self.pool)
+        .await?;
+        let networks: i64 = sqlx::query(&format!(
+            "SELECT COUNT(DISTINCT COALESCE(network, 'unknown')) FROM key_usage WHERE {which}"
+        ))
+        .bind(id)
+        .bind(unix_ms(since))
+        .fetch_one(&self.pool)
+        .await?
+        .try_get(0)?;
+        Ok(UsageSummary::from_counts(
+            counts(by_outcome)?,
+            counts(by_network)?,
+            networks,
+        ))
+    }
+
+    async fn incidents(&self, key_id: Option<&str>) -> Result<Vec<Incident>, StoreError> {
+        let sql = format!(
+            "SELECT {INCIDENT_COLUMNS} FROM incidents WHERE ($1 IS NULL OR key_id = $1) \
+             ORDER BY reported_at DESC, id DESC LIMIT 1000"
+        );
+        let rows = sqlx::query(&sql).bind(key_id).fetch_all(&self.pool).await?;
+        rows.iter().map(Self::incident_from_row).collect()
+    }
+
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {
+        let sql = format!("SELECT {INCIDENT_COLUMNS} FROM incidents WHERE id = $1");
+        let row = sqlx::query(&sql)
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.as_ref().map(Self::incident_from_row).transpose()
     }
 }
 

@@ -2,6 +2,7 @@
 
 use super::model::check_text;
 use super::sql::{PostgresStore, SqliteStore};
+use super::usage::{Incident, UsageRecord, UsageSummary};
 use super::{KeyHash, KeyRecord, KeyState, LimitReset, SpecError, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -310,6 +311,22 @@ pub trait KeyStore: Send + Sync {
     async fn claim_rates(&self, claims: &[RateClaim]) -> Result<Vec<RateGrant>, StoreError>;
     /// Drops counts that have left every window.
     async fn prune_rates(&self) -> Result<(), StoreError>;
+    /// Appends key checks to the usage log, in one transaction.
+    async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
+    /// Deletes usage records from before `before`; how many.
+    async fn prune_usage(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
+    /// Key `id`'s checks from `since` on; with `refused_only`, only those
+    /// refused for the key's state or the caller's address (the attempts
+    /// after a revocation), not admitted or rate-limited ones.
+    async fn usage_summary(
+        &self,
+        id: &str,
+        since: OffsetDateTime,
+        refused_only: bool,
+    ) -> Result<UsageSummary, StoreError>;
+    /// Incidents, newest first (at most 1,000): all, or key `key_id`'s.
+    async fn incidents(&self, key_id: Option<&str>) -> Result<Vec<Incident>, StoreError>;
+    async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
 }
 
 /// Opens (creating when needed) the store at `url` and brings its schema up

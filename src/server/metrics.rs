@@ -8,6 +8,26 @@ use prometheus_client::registry::Registry;
 
 type Labels = Vec<(&'static str, String)>;
 
+/// The usage log's queue and writes.
+#[derive(Clone, Default)]
+pub struct UsageMetrics {
+    pub queue_depth: Gauge,
+    pub written: Counter,
+    dropped: Family<Labels, Counter>,
+}
+
+impl UsageMetrics {
+    pub fn dropped(&self, reason: &'static str) {
+        self.dropped_by(reason, 1);
+    }
+
+    pub fn dropped_by(&self, reason: &'static str, n: u64) {
+        self.dropped
+            .get_or_create(&vec![("reason", reason.to_string())])
+            .inc_by(n);
+    }
+}
+
 /// Every counter and gauge `/metrics` shows.
 pub struct Metrics {
     registry: Registry,
@@ -19,6 +39,7 @@ pub struct Metrics {
     pub noncurrent_key_uses: Counter,
     pub store_timeouts: Counter,
     pub rate_limit_fallbacks: Counter,
+    pub usage: UsageMetrics,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
     pub connections_open: Gauge,
@@ -40,6 +61,7 @@ impl Metrics {
         let noncurrent_key_uses = Counter::default();
         let store_timeouts = Counter::default();
         let rate_limit_fallbacks = Counter::default();
+        let usage = UsageMetrics::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
         let connections_open = Gauge::default();
@@ -83,6 +105,21 @@ impl Metrics {
             "rate_limit_fallbacks",
             "Requests rate-limited by this replica alone because the shared rate counter failed",
             rate_limit_fallbacks.clone(),
+        );
+        registry.register(
+            "usage_queue_depth",
+            "Usage records waiting to be written",
+            usage.queue_depth.clone(),
+        );
+        registry.register(
+            "usage_records_written",
+            "Usage records written to the store",
+            usage.written.clone(),
+        );
+        registry.register(
+            "usage_records_dropped",
+            "Usage records not kept, by reason (queue_full, store_error)",
+            usage.dropped.clone(),
         );
         registry.register(
             "outbox_depth",
@@ -140,6 +177,7 @@ impl Metrics {
             noncurrent_key_uses,
             store_timeouts,
             rate_limit_fallbacks,
+            usage,
             outbox_depth,
             outbox_emails,
         }

@@ -16,6 +16,7 @@ mod partner_route;
 mod rate_limit;
 mod state;
 mod tls;
+mod usage_log;
 
 pub use auth::{client_ip, parse_bearer};
 pub use error::ApiError;

@@ -3,6 +3,7 @@
 use super::body::BodyBudget;
 use super::metrics::Metrics;
 use super::rate_limit::{RateLimitMode, RateLimits};
+use super::usage_log::UsageLog;
 use crate::keystore::{KeyStore, StoreError};
 use crate::partner::GithubKeys;
 use ipnet::IpNet;
@@ -44,7 +45,14 @@ pub struct ServerConfig {
     pub partner_body_budget: usize,
     /// How keys' rate limits are counted.
     pub rate_limits: RateLimitMode,
+    /// How long the usage log keeps key checks; `None`: no usage log.
+    pub usage_retention: Option<Duration>,
+    /// Usage records waiting to be written at most; more are dropped.
+    pub usage_queue: usize,
 }
+
+/// How long the usage log keeps key checks by default.
+pub const DEFAULT_USAGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -55,6 +63,8 @@ impl Default for ServerConfig {
             body_timeout: DEFAULT_BODY_TIMEOUT,
             partner_body_budget: DEFAULT_PARTNER_BODY_BUDGET,
             rate_limits: RateLimitMode::Local,
+            usage_retention: Some(DEFAULT_USAGE_RETENTION),
+            usage_queue: super::usage_log::DEFAULT_QUEUE,
         }
     }
 }
@@ -69,6 +79,7 @@ pub(super) struct Inner {
     pub store: Arc<dyn KeyStore>,
     pub config: ServerConfig,
     pub limits: RateLimits,
+    pub usage: UsageLog,
     pub github_keys: Arc<GithubKeys>,
     pub metrics: Metrics,
     pub body_budget: BodyBudget,
@@ -88,12 +99,14 @@ impl AppState {
             config.store_timeout,
             metrics.rate_limit_fallbacks.clone(),
         );
+        let usage = UsageLog::new(config.usage_retention, config.usage_queue);
         AppState {
             inner: Arc::new(Inner {
                 store,
                 body_budget: BodyBudget::new(config.partner_body_budget, super::BODY_LIMIT),
                 config,
                 limits,
+                usage,
                 github_keys,
                 metrics,
                 last_touch: Mutex::new(HashMap::new()),
@@ -186,6 +199,9 @@ impl AppState {
     /// rate limiter's refunds (four times a second) and pruning (once a
     /// minute).
     pub(super) fn start_housekeeping(&self) {
+        self.inner
+            .usage
+            .start_writer(self.inner.store.clone(), self.inner.metrics.usage.clone());
         if matches!(self.inner.limits, RateLimits::Shared(_)) {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {

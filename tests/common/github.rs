@@ -124,3 +124,28 @@ pub fn serve_trusting(
     args.extend_from_slice(extra);
     (super::server::Server::start(database_url, &args), dir)
 }
+
+/// GitHub's report body for `tokens`, each found in a commit.
+pub fn report(tokens: &[&str]) -> Vec<u8> {
+    let items: Vec<Value> = tokens
+        .iter()
+        .map(|t| {
+            serde_json::json!({"token": t, "type": "openrouter_api_key",
+                   "url": "https://github.com/acme/app/blob/abc123/.env", "source": "commit"})
+        })
+        .collect();
+    serde_json::to_vec(&items).unwrap()
+}
+
+/// Posts `body` to the partner endpoint, signed by `signer`.
+pub fn send(server: &super::server::Server, signer: &Signer, body: &[u8]) -> super::server::Reply {
+    super::server::post(
+        &server.url("/github/secret-scanning"),
+        &[
+            ("Content-Type", "application/json"),
+            ("Github-Public-Key-Identifier", &signer.id),
+            ("Github-Public-Key-Signature", &signer.sign(body)),
+        ],
+        body,
+    )
+}

@@ -1,0 +1,124 @@
+//! The usage log's writer. A key check hands its record to a bounded queue
+//! and goes on; one task writes what is queued to the store in batches and
+//! deletes records past the retention. A full queue drops the record and
+//! counts it: a check never waits for the log.
+
+use super::metrics::UsageMetrics;
+use crate::keystore::{KeyStore, UsageRecord};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use time::OffsetDateTime;
+use tokio::sync::mpsc;
+
+/// Records the queue holds at most, by default.
+pub const DEFAULT_QUEUE: usize = 65_536;
+/// Records one store write takes at most.
+const BATCH: usize = 2_000;
+/// How often records past the retention are deleted.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Wait before the one retry of a batch the store refused.
+const RETRY_AFTER: Duration = Duration::from_secs(1);
+
+/// The queue side, held by the request handlers.
+pub struct UsageLog {
+    tx: Option<mpsc::Sender<UsageRecord>>,
+    /// The writer's end until the writer starts.
+    rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
+    retention: Duration,
+}
+
+impl UsageLog {
+    /// A log that keeps records for `retention` and queues at most
+    /// `queue`; `None`: no log.
+    pub fn new(retention: Option<Duration>, queue: usize) -> Self {
+        match retention {
+            Some(retention) => {
+                let (tx, rx) = mpsc::channel(queue.max(1));
+                UsageLog {
+                    tx: Some(tx),
+                    rx: Mutex::new(Some(rx)),
+                    retention,
+                }
+            }
+            None => UsageLog {
+                tx: None,
+                rx: Mutex::new(None),
+                retention: Duration::ZERO,
+            },
+        }
+    }
+
+    pub fn is_on(&self) -> bool {
+        self.tx.is_some()
+    }
+
+    /// Queues one record; never waits.
+    pub fn record(&self, record: UsageRecord, metrics: &UsageMetrics) {
+        let Some(tx) = &self.tx else { return };
+        if tx.try_send(record).is_err() {
+            metrics.dropped("queue_full");
+        }
+    }
+
+    /// Starts the writer (once); it ends when the log is dropped.
+    pub fn start_writer(&self, store: Arc<dyn KeyStore>, metrics: UsageMetrics) {
+        let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
+            return;
+        };
+        let retention = self.retention;
+        tokio::spawn(write_forever(rx, store, metrics, retention));
+    }
+}
+
+async fn write_forever(
+    mut rx: mpsc::Receiver<UsageRecord>,
+    store: Arc<dyn KeyStore>,
+    metrics: UsageMetrics,
+    retention: Duration,
+) {
+    let mut batch = Vec::with_capacity(BATCH);
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    loop {
+        tokio::select! {
+            n = rx.recv_many(&mut batch, BATCH) => {
+                if n == 0 {
+                    break;
+                }
+                metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+                write_batch(&*store, &batch, &metrics).await;
+                batch.clear();
+            }
+            _ = prune.tick() => {
+                let before = OffsetDateTime::now_utc() - retention;
+                match store.prune_usage(before).await {
+                    Ok(n) if n > 0 => tracing::info!(records = n, "usage records past the retention deleted"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "usage records past the retention not deleted"),
+                }
+            }
+        }
+    }
+}
+
+/// Writes one batch, retrying once; a batch the store refuses twice is
+/// dropped and counted (the queue keeps filling meanwhile, and would drop
+/// records anyway).
+async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &UsageMetrics) {
+    let mut error = None;
+    for attempt in 0..2 {
+        if attempt > 0 {
+            tokio::time::sleep(RETRY_AFTER).await;
+        }
+        match store.record_usage(batch).await {
+            Ok(()) => {
+                metrics.written.inc_by(batch.len() as u64);
+                return;
+            }
+            Err(e) => error = Some(e),
+        }
+    }
+    if let Some(e) = error {
+        tracing::warn!(error = %e, records = batch.len(), "usage records not written; dropped");
+    }
+    metrics.dropped_by("store_error", batch.len() as u64);
+}
