@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
-# GET /api/v1/key with rate limits counted where they must be (issue 17),
-# in one run, alternating:
-#   ref   the reference binary, one replica on SQLite (today's figure)
-#   sqlite/local    one replica on SQLite, counting in memory
-#   sqlite/off      the same, --rate-limits off
-#   pg×2/shared     two replicas on one PostgreSQL, counting in the store
-#   pg×2/off        the same, --rate-limits off
+# GET /api/v1/key with rate limits counted where they must be and the
+# usage log on (issue 17), in one run, alternating:
+#   ref                the reference binary, one replica on SQLite (today's figure)
+#   sqlite/local       one replica on SQLite, counting in memory
+#   sqlite/off         the same, --rate-limits off
+#   sqlite/local-nolog the same as sqlite/local, --no-usage-log
+#   pg2/shared         two replicas on one PostgreSQL, counting in the store
+#   pg2/off            the same, --rate-limits off
+#   pg2/shared-nolog   the same as pg2/shared, --no-usage-log
 # wrk from a second process on loopback (one wrk per replica, their
 # rates summed); requests rotate over 2,000 keys so that no key crosses its
 # limit and every answer should be 200.
@@ -57,24 +59,31 @@ sqlite="sqlite://$work/keywarden.db"
 psql "$pg" -qc "CREATE SCHEMA $schema" >/dev/null
 sep='?'; case $pg in *\?*) sep='&';; esac
 pgurl="$pg${sep}options[search_path]=$schema"
+# The reference gets a store of its own: it cannot open a newer schema.
+refdb="sqlite://$work/reference.db"
+"$ref" keys import "$work/keys.csv" --database-url "$refdb" >/dev/null
 "$bin" keys import "$work/keys.csv" --database-url "$sqlite" >/dev/null
 "$bin" keys import "$work/keys.csv" --database-url "$pgurl" >/dev/null
 
-# start BIN URL [FLAGS...]: one replica; prints its address.
+# start BIN URL [FLAGS...]: one more replica; its address is appended to
+# $addrs.
+addrs=()
 start() {
   local b=$1 url=$2 log
   shift 2
   log=$(mktemp -p "$work")
   "$b" serve --listen 127.0.0.1:0 --admin-listen none --database-url "$url" \
-    --github-api-url http://127.0.0.1:9 --no-mail-worker "$@" 2>"$log" &
+    --github-api-url http://127.0.0.1:9 --no-mail-worker "$@" >/dev/null 2>"$log" &
   servers+=($!)
   for _ in $(seq 100); do grep -q "serving on" "$log" && break; sleep 0.1; done
-  sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$log"
+  grep -q "serving on" "$log" || { echo "replica did not start:" >&2; cat "$log" >&2; exit 1; }
+  addrs+=("$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$log")")
 }
 
 stop_all() {
   for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done
   servers=()
+  addrs=()
 }
 
 # measure NAME ADDR...: wrk against every address at once for $duration s.
@@ -105,13 +114,16 @@ PY
 echo "machine: $(nproc) cores; keywarden $("$bin" --version | cut -d' ' -f2); reference $("$ref" --version | cut -d' ' -f2); wrk ${conns} connections in all, ${duration}s per run, $rounds rounds"
 echo -e "run\treq/s\tp99 ms\tnon-2xx"
 for _ in $(seq "$rounds"); do
-  measure ref "$(start "$ref" "$sqlite")"; stop_all
-  measure sqlite/local "$(start "$bin" "$sqlite" --rate-limits local)"; stop_all
-  measure sqlite/off "$(start "$bin" "$sqlite" --rate-limits off)"; stop_all
-  a=$(start "$bin" "$pgurl" --rate-limits shared); b=$(start "$bin" "$pgurl" --rate-limits shared)
-  measure pg2/shared "$a" "$b"; stop_all
-  a=$(start "$bin" "$pgurl" --rate-limits off); b=$(start "$bin" "$pgurl" --rate-limits off)
-  measure pg2/off "$a" "$b"; stop_all
+  start "$ref" "$refdb"; measure ref "${addrs[@]}"; stop_all
+  start "$bin" "$sqlite" --rate-limits local; measure sqlite/local "${addrs[@]}"; stop_all
+  start "$bin" "$sqlite" --rate-limits off; measure sqlite/off "${addrs[@]}"; stop_all
+  start "$bin" "$sqlite" --rate-limits local --no-usage-log; measure sqlite/local-nolog "${addrs[@]}"; stop_all
+  for _ in 1 2; do start "$bin" "$pgurl" --rate-limits shared; done
+  measure pg2/shared "${addrs[@]}"; stop_all
+  for _ in 1 2; do start "$bin" "$pgurl" --rate-limits off; done
+  measure pg2/off "${addrs[@]}"; stop_all
+  for _ in 1 2; do start "$bin" "$pgurl" --rate-limits shared --no-usage-log; done
+  measure pg2/shared-nolog "${addrs[@]}"; stop_all
 done
 python3 - "$work/results" <<'PY'
 import sys, collections
@@ -121,7 +133,9 @@ for line in open(sys.argv[1]):
     runs[name].append(float(rate))
 mean = {k: sum(v) / len(v) for k, v in runs.items()}
 print("means: " + ", ".join(f"{k} {v:.0f}" for k, v in mean.items()))
-print(f"sqlite/local vs sqlite/off: {mean['sqlite/local'] / mean['sqlite/off']:.2f}x")
+print(f"sqlite/local vs sqlite/off: {mean['sqlite/local'] / mean['sqlite/off']:.2f}x  (rate limits' cost, goal >= 0.80)")
 print(f"sqlite/local vs ref:        {mean['sqlite/local'] / mean['ref']:.2f}x")
-print(f"pg2/shared vs pg2/off:      {mean['pg2/shared'] / mean['pg2/off']:.2f}x")
+print(f"pg2/shared vs pg2/off:      {mean['pg2/shared'] / mean['pg2/off']:.2f}x  (rate limits' cost, goal >= 0.80)")
+print(f"sqlite/local vs local-nolog: {mean['sqlite/local'] / mean['sqlite/local-nolog']:.2f}x  (usage log's cost, goal >= 0.85)")
+print(f"pg2/shared vs shared-nolog:  {mean['pg2/shared'] / mean['pg2/shared-nolog']:.2f}x  (usage log's cost, goal >= 0.85)")
 PY

@@ -23,10 +23,11 @@ CREATE UNLOGGED TABLE rate_keys (
 
 -- One call per replica batch. p_claims is a JSON array of
 -- {"k": key id, "l": limit, "w": tokens wanted, "rs": slot of a refund,
---  "rn": tokens refunded}. For each claim, in key order (so that two
--- batches never wait on each other in a cycle): refund, count the window,
--- grant at most what is left, and say when the window has room again if
--- it is full.
+--  "rn": tokens refunded}. For the whole batch at once: lock the claimed
+-- keys' rows in key order (so that two batches never wait on each other in
+-- a cycle), give refunds back, drop slots that left the window, then (in a
+-- statement that sees all of that) count each key's window, grant at most
+-- what is left, and say when a full window has room again.
 CREATE FUNCTION keywarden_rate_sync(p_claims TEXT)
 RETURNS TABLE (
     out_key TEXT,
@@ -37,48 +38,55 @@ RETURNS TABLE (
 )
 LANGUAGE plpgsql AS $$
 DECLARE
-    c RECORD;
+    v_claims JSONB := p_claims::jsonb;
+    v_keys TEXT[];
     v_now_ms BIGINT;
     v_slot BIGINT;
-    v_used INTEGER;
-    v_grant INTEGER;
-    v_room BIGINT;
 BEGIN
-    FOR c IN
-        SELECT x.k, x.l, x.w, x.rs, x.rn
-        FROM jsonb_to_recordset(p_claims::jsonb) AS x(k TEXT, l INTEGER, w INTEGER, rs BIGINT, rn INTEGER)
-        ORDER BY x.k COLLATE "C"
-    LOOP
-        INSERT INTO rate_keys VALUES (c.k) ON CONFLICT DO NOTHING;
-        PERFORM 1 FROM rate_keys k WHERE k.key_id = c.k FOR UPDATE;
-        -- The time after the lock: a grant counts from when it was made.
-        v_now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000);
-        v_slot := v_now_ms / 1000;
-        IF coalesce(c.rn, 0) > 0 THEN
-            UPDATE rate_slots s SET n = greatest(s.n - c.rn, 0)
-                WHERE s.key_id = c.k AND s.slot = c.rs;
-        END IF;
-        DELETE FROM rate_slots s WHERE s.key_id = c.k AND s.slot <= v_slot - 62;
-        SELECT coalesce(sum(s.n), 0) INTO v_used FROM rate_slots s WHERE s.key_id = c.k;
-        v_grant := greatest(least(c.w, c.l - v_used), 0);
-        IF v_grant > 0 THEN
-            INSERT INTO rate_slots AS s VALUES (c.k, v_slot, v_grant)
-                ON CONFLICT (key_id, slot) DO UPDATE SET n = s.n + EXCLUDED.n;
-        END IF;
-        v_room := NULL;
-        IF v_used + v_grant >= c.l THEN
-            SELECT (w.slot + 62) * 1000 - v_now_ms INTO v_room
-            FROM (SELECT s.slot, sum(s.n) OVER (ORDER BY s.slot) AS cum
-                  FROM rate_slots s WHERE s.key_id = c.k) w
-            WHERE v_used + v_grant - w.cum < c.l
-            ORDER BY w.slot LIMIT 1;
-        END IF;
-        out_key := c.k;
-        out_granted := v_grant;
-        out_slot := v_slot;
-        out_used := v_used + v_grant;
-        out_room_in_ms := v_room;
-        RETURN NEXT;
-    END LOOP;
+    SELECT array_agg(DISTINCT x.k) INTO v_keys
+        FROM jsonb_to_recordset(v_claims) AS x(k TEXT);
+    IF v_keys IS NULL THEN
+        RETURN;
+    END IF;
+    INSERT INTO rate_keys (key_id) SELECT unnest(v_keys) ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM rate_keys k WHERE k.key_id = ANY (v_keys)
+        ORDER BY k.key_id COLLATE "C" FOR UPDATE;
+    -- The time after the locks: a grant counts from when it was made.
+    v_now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000);
+    v_slot := v_now_ms / 1000;
+    UPDATE rate_slots s SET n = greatest(s.n - r.rn, 0)
+        FROM (SELECT x.k, x.rs, sum(x.rn)::INTEGER AS rn
+              FROM jsonb_to_recordset(v_claims) AS x(k TEXT, rs BIGINT, rn INTEGER)
+              WHERE x.rn > 0 GROUP BY x.k, x.rs) r
+        WHERE s.key_id = r.k AND s.slot = r.rs;
+    DELETE FROM rate_slots s WHERE s.key_id = ANY (v_keys) AND s.slot <= v_slot - 62;
+    RETURN QUERY
+    WITH c AS (
+        SELECT x.k, min(x.l) AS l, sum(x.w)::INTEGER AS w
+        FROM jsonb_to_recordset(v_claims) AS x(k TEXT, l INTEGER, w INTEGER)
+        GROUP BY x.k
+    ), u AS (
+        SELECT c.k, c.l, c.w,
+               coalesce((SELECT sum(s.n) FROM rate_slots s WHERE s.key_id = c.k), 0)::INTEGER AS used
+        FROM c
+    ), g AS (
+        SELECT u.k, u.l, u.used, greatest(least(u.w, u.l - u.used), 0) AS gr FROM u
+    ), ins AS (
+        INSERT INTO rate_slots AS s (key_id, slot, n)
+        SELECT g.k, v_slot, g.gr FROM g WHERE g.gr > 0
+        ON CONFLICT (key_id, slot) DO UPDATE SET n = s.n + EXCLUDED.n
+    )
+    SELECT g.k, g.gr, v_slot, g.used + g.gr,
+        CASE WHEN g.used + g.gr >= g.l THEN (
+            -- Oldest slot first: room once enough of the window has left
+            -- it. This statement does not see its own grant: add it.
+            SELECT (w.slot + 62) * 1000 - v_now_ms
+            FROM (SELECT a.slot, sum(a.n) OVER (ORDER BY a.slot) AS cum
+                  FROM (SELECT s.slot, s.n FROM rate_slots s WHERE s.key_id = g.k
+                        UNION ALL SELECT v_slot, g.gr WHERE g.gr > 0) a) w
+            WHERE g.used + g.gr - w.cum < g.l
+            ORDER BY w.slot LIMIT 1)
+        END
+    FROM g;
 END
 $$;

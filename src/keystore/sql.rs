@@ -72,9 +72,6 @@ fn corrupt(id: &str, reason: impl ToString) -> StoreError {
     }
 }
 
-/// Rows of the usage log one INSERT writes (7 values each).
-const USAGE_CHUNK: usize = 500;
-
 const INCIDENT_COLUMNS: &str =
     "id, key_id, kind, reporter, token_type, url, source, request_id, reported_at";
 
@@ -132,6 +129,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// when the backend keeps none.
     const RATE_CLAIM: Option<&'static str> = None;
     const RATE_PRUNE: Option<&'static str> = None;
+    /// Appends usage records given as one JSON array (`$1`) of
+    /// `{k, h, t, ip, n, o, ua}` objects: one statement whatever the
+    /// batch's size, so it is prepared once.
+    const USAGE_INSERT: &'static str;
     fn migrator() -> &'static Migrator;
     /// How many rows a statement changed.
     fn rows_affected(result: <Self::Db as Database>::QueryResult) -> u64;
@@ -146,6 +147,10 @@ impl Dialect for Sqlite {
     // SQLite runs one writer at a time, so the statement is atomic as it is.
     const CLAIM: &'static str = SQLITE_CLAIM;
     const INSERT_ORDER: &'static str = "rowid";
+    const USAGE_INSERT: &'static str = "INSERT INTO key_usage \
+         (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
+         SELECT value ->> '$.k', value ->> '$.h', value ->> '$.t', value ->> '$.ip', \
+         value ->> '$.n', value ->> '$.o', value ->> '$.ua' FROM json_each($1)";
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }
@@ -162,6 +167,10 @@ impl Dialect for Postgres {
     const BACKEND: &'static str = "postgres";
     const CLAIM: &'static str = POSTGRES_CLAIM;
     const INSERT_ORDER: &'static str = "seq";
+    const USAGE_INSERT: &'static str = "INSERT INTO key_usage \
+         (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
+         SELECT x.k, x.h, x.t, x.ip, x.n, x.o, x.ua FROM jsonb_to_recordset($1::jsonb) \
+         AS x(k TEXT, h TEXT, t BIGINT, ip TEXT, n TEXT, o TEXT, ua TEXT)";
     const RATE_CLAIM: Option<&'static str> = Some(
         "SELECT out_key, out_granted::BIGINT, out_slot, out_used::BIGINT, out_room_in_ms \
          FROM keywarden_rate_sync($1)",
@@ -901,33 +910,34 @@ where
     }
 
     async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
-        let mut tx = self.pool.begin().await?;
-        for chunk in records.chunks(USAGE_CHUNK) {
-            let rows: Vec<String> = (0..chunk.len())
-                .map(|i| {
-                    let p: Vec<String> = (1..=7).map(|c| format!("${}", i * 7 + c)).collect();
-                    format!("({})", p.join(", "))
-                })
-                .collect();
-            let sql = format!(
-                "INSERT INTO key_usage (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
-                 VALUES {}",
-                rows.join(", ")
-            );
-            let mut query = sqlx::query(&sql);
-            for r in chunk {
-                query = query
-                    .bind(r.key_id.as_deref())
-                    .bind(r.unknown_hash.as_ref().map(|h| h.to_hex()))
-                    .bind(unix_ms(r.at))
-                    .bind(r.ip.map(|ip| ip.to_string()))
-                    .bind(r.ip.map(network_of))
-                    .bind(r.outcome.as_str())
-                    .bind(r.user_agent.as_deref());
-            }
-            query.execute(&mut *tx).await?;
+        #[derive(serde::Serialize)]
+        struct Row<'a> {
+            k: Option<&'a str>,
+            h: Option<String>,
+            t: i64,
+            ip: Option<String>,
+            n: Option<String>,
+            o: &'static str,
+            ua: Option<&'a str>,
         }
-        tx.commit().await?;
+        let rows: Vec<Row<'_>> = records
+            .iter()
+            .map(|r| Row {
+                k: r.key_id.as_deref(),
+                h: r.unknown_hash.as_ref().map(KeyHash::to_hex),
+                t: unix_ms(r.at),
+                ip: r.ip.map(|ip| ip.to_string()),
+                n: r.ip.map(network_of),
+                o: r.outcome.as_str(),
+                ua: r.user_agent.as_deref(),
+            })
+            .collect();
+        let json =
+            serde_json::to_string(&rows).map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+        sqlx::query(D::USAGE_INSERT)
+            .bind(json)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
 
