@@ -235,7 +235,11 @@ async fn activity_counts_only_the_window_asked_for_and_old_records_expire(db: Te
 async fn incidents_show_who_tried_a_leaked_key_after_its_revocation(db: TestDb) {
     let (key, id) = make(&db, "leaky", &[]);
     let signer = Signer::new();
-    let (server, _keys) = serve_trusting(db.url(), &signer, &["--trusted-proxy", PROXY]);
+    let (server, _keys) = serve_trusting(
+        db.url(),
+        &signer,
+        &["--trusted-proxy", PROXY, "--alert-revoked-use-after", "0s"],
+    );
     // Used before the leak, from the owner's own network.
     for _ in 0..3 {
         assert_eq!(check_from(&server, &key, "192.0.2.10", "app/1.0"), 200);
@@ -288,6 +292,43 @@ async fn incidents_show_who_tried_a_leaked_key_after_its_revocation(db: TestDb) 
     let text = String::from_utf8(text.stdout).unwrap();
     assert!(text.contains("50 attempts from 2 networks"), "{text}");
     assert!(!text.contains("192.0.2.0/24"), "{text}");
+    // One "still in use" alert, not fifty, beside the revocation email;
+    // neither holds the key.
+    let alerts = db
+        .query_i64(&format!(
+            "SELECT COUNT(*) FROM outbox WHERE key_id = '{id}' AND kind = 'key-still-in-use'"
+        ))
+        .await;
+    assert_eq!(alerts, [1]);
+    let mut emails: Vec<String> = Vec::new();
+    eventually("both emails are written", Duration::from_secs(15), || {
+        emails = std::fs::read_dir(server.mail_dir.path())
+            .unwrap()
+            .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+            // Undo quoted-printable's soft line breaks.
+            .map(|e| e.replace("=\r\n", ""))
+            .collect();
+        emails.len() >= 2
+    });
+    std::thread::sleep(Duration::from_secs(2));
+    let all = std::fs::read_dir(server.mail_dir.path()).unwrap().count();
+    assert_eq!(all, 2, "one revocation email and one alert");
+    let alert: Vec<&String> = emails
+        .iter()
+        .filter(|e| e.contains("is still being used"))
+        .collect();
+    assert_eq!(alert.len(), 1, "{emails:?}");
+    let alert = alert[0];
+    assert!(alert.contains("Attempts since then:"), "{alert}");
+    assert!(alert.contains("198.51.100.0/24"), "{alert}");
+    for email in &emails {
+        assert!(!email.contains(key.as_str()), "an email holds the key");
+    }
+    assert!(
+        get(&server.admin_url("/metrics"), &[])
+            .body
+            .contains("keywarden_alerts_total{kind=\"still_in_use\"} 1")
+    );
     let err = keywarden()
         .args(["incidents", "show", "999999", "--database-url", db.url()])
         .output()

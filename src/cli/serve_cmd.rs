@@ -127,6 +127,11 @@ pub struct ServeArgs {
     #[arg(long, default_value = "65536", value_name = "N",
           value_parser = clap::value_parser!(u32).range(1..=16_777_216))]
     usage_queue: u32,
+    /// A key revoked because it leaked and tried again this long after its
+    /// revocation gets its owner one email saying so, with the attempts
+    /// and their networks (0s: from the first attempt).
+    #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_duration)]
+    alert_revoked_use_after: Duration,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
@@ -280,6 +285,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 rate_limits,
                 usage_retention: (!args.no_usage_log).then_some(args.usage_retention),
                 usage_queue: args.usage_queue as usize,
+                alert_revoked_use_after: args.alert_revoked_use_after,
             },
         );
         let listeners = Listeners {

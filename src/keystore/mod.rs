@@ -27,8 +27,8 @@ pub use model::{
 };
 pub use store::{
     AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
-    OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, UpdateOutcome, open_existing_store,
-    open_store, redact_url,
+    OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, STILL_IN_USE, UpdateOutcome,
+    open_existing_store, open_store, redact_url,
 };
 pub use usage::{
     Incident, MAX_NETWORKS, MAX_USER_AGENT_CHARS, UsageCount, UsageOutcome, UsageRecord,

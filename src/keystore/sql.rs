@@ -8,7 +8,8 @@ use super::store::redact_url;
 use super::{
     AttemptOutcome, Incident, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport,
     ListFilter, MAX_NETWORKS, OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation,
-    StoreError, UpdateOutcome, UsageCount, UsageRecord, UsageSummary, WindowUsage, network_of,
+    STILL_IN_USE, StoreError, UpdateOutcome, UsageCount, UsageRecord, UsageSummary, WindowUsage,
+    network_of,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -749,8 +750,15 @@ where
                 source: row.try_get("source")?,
                 reporter: row.try_get("reporter")?,
                 reported_at: timestamp(&key_id, row.try_get("reported_at")?)?,
+                evidence: None,
                 key,
             });
+            let email = emails.last_mut().expect("just pushed");
+            if email.kind == STILL_IN_USE
+                && let Some(revoked) = email.key.revoked_at
+            {
+                email.evidence = Some(self.usage_summary(&email.key.id, revoked, true).await?);
+            }
         }
         Ok(emails)
     }
@@ -1012,6 +1020,43 @@ where
         );
         let rows = sqlx::query(&sql).bind(key_id).fetch_all(&self.pool).await?;
         rows.iter().map(Self::incident_from_row).collect()
+    }
+
+    async fn queue_alert(
+        &self,
+        id: &str,
+        kind: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let Some(row) = sqlx::query(
+            "SELECT i.id, k.owner_email FROM incidents i JOIN keys k ON k.id = i.key_id \
+             WHERE i.key_id = $1 AND i.kind = 'revoked' ORDER BY i.id DESC LIMIT 1",
+        )
+        .bind(id)
+        .fetch_optional(&mut *tx)
+        .await?
+        else {
+            return Ok(false);
+        };
+        let incident: i64 = row.try_get(0)?;
+        let owner: String = row.try_get(1)?;
+        let queued = D::rows_affected(
+            sqlx::query(
+                "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
+                 created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, kind) DO NOTHING",
+            )
+            .bind(id)
+            .bind(incident)
+            .bind(kind)
+            .bind(owner)
+            .bind(unix(at))
+            .bind(unix(at))
+            .execute(&mut *tx)
+            .await?,
+        );
+        tx.commit().await?;
+        Ok(queued == 1)
     }
 
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {

@@ -126,7 +126,14 @@ pub struct OutboxEmail {
     pub source: String,
     pub reporter: String,
     pub reported_at: OffsetDateTime,
+    /// For an alert that a revoked key is still in use: the attempts
+    /// since its revocation, as of when the email is written.
+    pub evidence: Option<UsageSummary>,
 }
+
+/// The outbox kind of the alert that a key revoked because it leaked is
+/// still being tried.
+pub const STILL_IN_USE: &str = "key-still-in-use";
 
 /// An outbox row as an operator sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -327,6 +334,15 @@ pub trait KeyStore: Send + Sync {
     /// Incidents, newest first (at most 1,000): all, or key `key_id`'s.
     async fn incidents(&self, key_id: Option<&str>) -> Result<Vec<Incident>, StoreError>;
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
+    /// Queues alert `kind` to the owner of key `id`, revoked because it
+    /// leaked, once: false when it was queued before or the key has no
+    /// leak incident.
+    async fn queue_alert(
+        &self,
+        id: &str,
+        kind: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool, StoreError>;
 }
 
 /// Opens (creating when needed) the store at `url` and brings its schema up

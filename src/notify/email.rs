@@ -2,7 +2,7 @@
 //! key, where it was found, what was done and what to do now.
 
 use super::NotifyError;
-use crate::keystore::{OutboxEmail, rfc3339};
+use crate::keystore::{OutboxEmail, STILL_IN_USE, rfc3339};
 use html_escape::encode_text;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
@@ -14,12 +14,15 @@ const MAX_NAME_CHARS: usize = 120;
 
 /// Text from a report or a key record, made one line of data: hostile
 /// characters escaped, length capped.
-fn shown(text: &str, max_chars: usize) -> String {
+pub(super) fn shown(text: &str, max_chars: usize) -> String {
     crate::untrusted::one_line(text, max_chars)
 }
 
 /// The subject line names the key (by name and label).
 pub fn subject(email: &OutboxEmail) -> String {
+    if email.kind == STILL_IN_USE {
+        return super::alert_email::subject(email);
+    }
     format!(
         "Your OpenRouter API key \"{}\" ({}) was revoked after it leaked",
         shown(&email.key.name, MAX_NAME_CHARS),
@@ -207,7 +210,15 @@ pub fn render(email: &OutboxEmail, from: &Mailbox) -> Result<Message, NotifyErro
         return Err(refuse());
     }
     let to: Mailbox = email.recipient.parse().map_err(|_| refuse())?;
-    let f = facts(email);
+    let (text, html) = if email.kind == STILL_IN_USE {
+        (
+            super::alert_email::text_body(email),
+            super::alert_email::html_body(email),
+        )
+    } else {
+        let f = facts(email);
+        (text_body(&f), html_body(&f))
+    };
     Message::builder()
         .from(from.clone())
         .to(to)
@@ -216,9 +227,6 @@ pub fn render(email: &OutboxEmail, from: &Mailbox) -> Result<Message, NotifyErro
             "<outbox-{}.{}@keywarden>",
             email.id, email.key.id
         )))
-        .multipart(MultiPart::alternative_plain_html(
-            text_body(&f),
-            html_body(&f),
-        ))
+        .multipart(MultiPart::alternative_plain_html(text, html))
         .map_err(|e| NotifyError::BadRecipient(e.to_string()))
 }

@@ -5,6 +5,7 @@
 //! An email never holds a whole key (the store has none to give). This
 //! module never prints; the CLI and server report what it did.
 
+mod alert_email;
 mod email;
 mod mailer;
 mod worker;

@@ -49,7 +49,13 @@ pub(super) async fn authenticate(
         .await?;
     let ip = auth::forwarded_client(peer.ip(), headers, &state.inner.config.trusted_proxies);
     let now = OffsetDateTime::now_utc();
+    let revoked_at = found.as_ref().and_then(|r| r.revoked_at);
     let (outcome, result) = judge(state, found, ip, now).await;
+    if let (UsageOutcome::Revoked, Some(revoked_at), Err((Some(id), _))) =
+        (outcome, revoked_at, &result)
+    {
+        state.revoked_key_tried(id, revoked_at, now);
+    }
     if state.inner.usage.is_on() {
         state.inner.usage.record(
             UsageRecord {

@@ -39,6 +39,7 @@ pub struct Metrics {
     pub noncurrent_key_uses: Counter,
     pub store_timeouts: Counter,
     pub rate_limit_fallbacks: Counter,
+    alerts: Family<Labels, Counter>,
     pub usage: UsageMetrics,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
@@ -62,6 +63,7 @@ impl Metrics {
         let store_timeouts = Counter::default();
         let rate_limit_fallbacks = Counter::default();
         let usage = UsageMetrics::default();
+        let alerts = Family::<Labels, Counter>::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
         let connections_open = Gauge::default();
@@ -105,6 +107,11 @@ impl Metrics {
             "rate_limit_fallbacks",
             "Requests rate-limited by this replica alone because the shared rate counter failed",
             rate_limit_fallbacks.clone(),
+        );
+        registry.register(
+            "alerts",
+            "Owner alerts queued, by kind (still_in_use)",
+            alerts.clone(),
         );
         registry.register(
             "usage_queue_depth",
@@ -177,6 +184,7 @@ impl Metrics {
             noncurrent_key_uses,
             store_timeouts,
             rate_limit_fallbacks,
+            alerts,
             usage,
             outbox_depth,
             outbox_emails,
@@ -231,6 +239,10 @@ impl Metrics {
 
     pub fn partner_body_refused(&self, reason: &'static str) {
         self.labelled(&self.partner_bodies_refused, "reason", reason);
+    }
+
+    pub fn alert(&self, kind: &'static str) {
+        self.labelled(&self.alerts, "kind", kind);
     }
 
     pub fn tls_reload(&self, result: &'static str) {

@@ -4,10 +4,10 @@ use super::body::BodyBudget;
 use super::metrics::Metrics;
 use super::rate_limit::{RateLimitMode, RateLimits};
 use super::usage_log::UsageLog;
-use crate::keystore::{KeyStore, StoreError};
+use crate::keystore::{KeyStore, STILL_IN_USE, StoreError};
 use crate::partner::GithubKeys;
 use ipnet::IpNet;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -49,7 +49,13 @@ pub struct ServerConfig {
     pub usage_retention: Option<Duration>,
     /// Usage records waiting to be written at most; more are dropped.
     pub usage_queue: usize,
+    /// A key revoked because it leaked and tried again this long after its
+    /// revocation gets its owner one "still in use" alert.
+    pub alert_revoked_use_after: Duration,
 }
+
+/// How long after a leaked key's revocation a use of it alerts, by default.
+pub const DEFAULT_ALERT_REVOKED_USE_AFTER: Duration = Duration::from_secs(600);
 
 /// How long the usage log keeps key checks by default.
 pub const DEFAULT_USAGE_RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
@@ -65,6 +71,7 @@ impl Default for ServerConfig {
             rate_limits: RateLimitMode::Local,
             usage_retention: Some(DEFAULT_USAGE_RETENTION),
             usage_queue: super::usage_log::DEFAULT_QUEUE,
+            alert_revoked_use_after: DEFAULT_ALERT_REVOKED_USE_AFTER,
         }
     }
 }
@@ -84,6 +91,9 @@ pub(super) struct Inner {
     pub metrics: Metrics,
     pub body_budget: BodyBudget,
     last_touch: Mutex<HashMap<String, Instant>>,
+    /// Keys this replica has queued a "still in use" alert for (the store
+    /// keeps it to one per key across replicas; this saves it the asking).
+    alerted: Mutex<HashSet<String>>,
 }
 
 impl AppState {
@@ -110,6 +120,7 @@ impl AppState {
                 github_keys,
                 metrics,
                 last_touch: Mutex::new(HashMap::new()),
+                alerted: Mutex::new(HashSet::new()),
             }),
         }
     }
@@ -163,6 +174,50 @@ impl AppState {
         tokio::spawn(async move {
             // Losing a last-used time is harmless; the next use writes it.
             let _ = store.touch(&id, OffsetDateTime::now_utc()).await;
+        });
+    }
+
+    /// A key revoked at `revoked_at` was tried at `now`: past the alert
+    /// delay, queues its owner's "still in use" alert (once), without
+    /// delaying the request.
+    pub(super) fn revoked_key_tried(
+        &self,
+        id: &str,
+        revoked_at: OffsetDateTime,
+        now: OffsetDateTime,
+    ) {
+        let delay = self.inner.config.alert_revoked_use_after;
+        if now - revoked_at < delay {
+            return;
+        }
+        {
+            let Ok(mut alerted) = self.inner.alerted.lock() else {
+                return;
+            };
+            if alerted.len() >= 100_000 {
+                alerted.clear();
+            }
+            if !alerted.insert(id.to_string()) {
+                return;
+            }
+        }
+        let inner = self.inner.clone();
+        let id = id.to_string();
+        tokio::spawn(async move {
+            match inner.store.queue_alert(&id, STILL_IN_USE, now).await {
+                Ok(true) => {
+                    inner.metrics.alert("still_in_use");
+                    tracing::info!(key = id, "revoked key still in use: owner alert queued");
+                }
+                Ok(false) => {}
+                Err(e) => {
+                    // Asked again at the next attempt.
+                    if let Ok(mut alerted) = inner.alerted.lock() {
+                        alerted.remove(&id);
+                    }
+                    tracing::warn!(key = id, error = %e, "still-in-use alert not queued");
+                }
+            }
         });
     }
 
