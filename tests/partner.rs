@@ -2,6 +2,7 @@
 //! with real P-256 signatures, a local GitHub-shaped key server, and real
 //! SQLite and PostgreSQL stores.
 
+#[macro_use]
 mod common;
 
 use common::db::TestDb;
@@ -146,19 +147,6 @@ async fn concurrent_deliveries_to_two_replicas_revoke_once(db: TestDb) {
         );
         assert_eq!(sightings, 7);
     }
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestDb::sqlite()).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestDb::postgres().await).await })*
-        }
-    };
 }
 
 on_both_backends!(

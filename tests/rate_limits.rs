@@ -109,6 +109,19 @@ fn check_retry_after(seen: &[Seen]) {
     }
 }
 
+/// A new read-only key (120 requests a minute) in `db`.
+fn read_only_key(db: &TestDb) -> String {
+    let args = [
+        "--owner",
+        "a@example.com",
+        "--name",
+        "ro",
+        "--type",
+        "read-only",
+    ];
+    create_key(db.url(), &args).0
+}
+
 fn metric(server: &Server, name: &str) -> f64 {
     let text = get(&server.admin_url("/metrics"), &[]).body;
     text.lines()
@@ -185,17 +198,7 @@ async fn three_replicas_on_one_postgres_admit_a_keys_limit_once_per_minute() {
 #[test]
 fn one_replica_on_sqlite_admits_the_limit_and_no_more() {
     let db = TestDb::sqlite();
-    let (key, _) = create_key(
-        db.url(),
-        &[
-            "--owner",
-            "a@example.com",
-            "--name",
-            "ro",
-            "--type",
-            "read-only",
-        ],
-    );
+    let key = read_only_key(&db);
     let server = Server::start(db.url(), &[]);
     let start = Instant::now();
     let seen = hammer(
@@ -224,17 +227,7 @@ fn one_replica_on_sqlite_admits_the_limit_and_no_more() {
 #[tokio::test(flavor = "multi_thread")]
 async fn a_replica_that_cannot_reach_the_shared_counter_limits_on_its_own() {
     let db = TestDb::postgres().await;
-    let (key, _) = create_key(
-        db.url(),
-        &[
-            "--owner",
-            "a@example.com",
-            "--name",
-            "ro",
-            "--type",
-            "read-only",
-        ],
-    );
+    let key = read_only_key(&db);
     let server = Server::start(db.url(), &[]);
     // The key table answers, the shared counter does not.
     db.exec("DROP FUNCTION keywarden_rate_sync").await;
@@ -265,17 +258,7 @@ async fn a_replica_that_cannot_reach_the_shared_counter_limits_on_its_own() {
 #[test]
 fn rate_limits_can_be_turned_off_and_shared_needs_postgres() {
     let db = TestDb::sqlite();
-    let (key, _) = create_key(
-        db.url(),
-        &[
-            "--owner",
-            "a@example.com",
-            "--name",
-            "ro",
-            "--type",
-            "read-only",
-        ],
-    );
+    let key = read_only_key(&db);
     let server = Server::start(db.url(), &["--rate-limits", "off"]);
     for _ in 0..130 {
         assert_eq!(key_info(&server, &key).status, 200);

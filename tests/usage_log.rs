@@ -2,6 +2,7 @@
 //! caller and outcome, `keys activity`, and who tried a leaked key after
 //! its revocation (`incidents show`), on both stores.
 
+#[macro_use]
 mod common;
 
 use common::db::TestDb;
@@ -335,19 +336,6 @@ async fn incidents_show_who_tried_a_leaked_key_after_its_revocation(db: TestDb) 
         .unwrap();
     assert_eq!(err.status.code(), Some(2));
     assert!(String::from_utf8_lossy(&err.stderr).contains("no incident 999999"));
-}
-
-macro_rules! on_both_backends {
-    ($($name:ident),*) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestDb::sqlite()).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $name() { super::$name(super::TestDb::postgres().await).await })*
-        }
-    };
 }
 
 on_both_backends!(

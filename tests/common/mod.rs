@@ -2,6 +2,22 @@
 //! tree and its ground truth, temp trees and generated keys.
 #![allow(dead_code)]
 
+/// Runs each `async fn NAME(db: TestDb)` of the test file as two tests,
+/// `sqlite::NAME` and `postgres::NAME` (`#[macro_use] mod common;`).
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($name:ident),*) => {
+        mod sqlite {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestDb::sqlite()).await })*
+        }
+        mod postgres {
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $name() { super::$name(super::TestDb::postgres().await).await })*
+        }
+    };
+}
+
 pub mod db;
 pub mod github;
 pub mod private_pg;
