@@ -5,7 +5,6 @@
 use super::finding::fingerprint;
 use super::{Finding, Phase, ScanResult, ScanStats, Scanner, finish};
 use crate::sources::git::{self, BlobSite, GitError};
-use crate::sources::pack_order;
 use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
 use git2::{Oid, Repository};
 use rayon::prelude::*;
@@ -52,6 +51,7 @@ impl Scanner {
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> Result<HistoryResult, GitError> {
         let repo = git::open(repo_path)?;
+        let git_dir = repo.path().to_path_buf();
         let mut notes = Vec::new();
         if repo.is_shallow() {
             notes.push("shallow clone: only the commits present were scanned".to_string());
@@ -78,7 +78,7 @@ impl Scanner {
                     )?;
                     sites.extend(extra);
                 }
-                let found = self.scan_sites(&repo, &sites, opts, stats, on_warning);
+                let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
                 suppressed = found.suppressed;
                 let mut findings = self.attribute_to_sites(found, &sites);
                 if opts.all_occurrences {
@@ -105,7 +105,7 @@ impl Scanner {
                         });
                     }
                 }
-                let found = self.scan_sites(&repo, &sites, opts, stats, on_warning);
+                let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
                 suppressed = found.suppressed;
                 let mut findings = Vec::new();
                 for change in &changes {
@@ -148,21 +148,16 @@ impl Scanner {
     /// Reads and matches each distinct blob of `sites` once, in parallel.
     fn scan_sites(
         &self,
-        repo: &Repository,
+        git_dir: &Path,
         sites: &[BlobSite],
         opts: &HistoryOptions,
         stats: &ScanStats,
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> BlobFindings {
         let mut seen = HashSet::new();
-        let mut distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
-        // In pack order: a delta's base is read just before it, and is
-        // still in libgit2's delta base cache. Blobs in no pack come last.
-        let positions = pack_order::pack_positions(&repo.commondir().join("objects"), &seen);
-        distinct.sort_by_key(|s| positions.get(&s.blob).copied().unwrap_or((u32::MAX, 0)));
+        let distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
         stats.blobs_total.store(distinct.len() as u64, Relaxed);
         stats.set_phase(Phase::Blobs);
-        let git_dir = repo.path();
         let collector = self.collector(stats, on_warning);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)

@@ -9,7 +9,6 @@
 mod chunk;
 pub mod fs;
 pub mod git;
-pub mod pack_order;
 pub mod stdin;
 
 pub use chunk::{CHUNK_SIZE, Chunk, Chunker, Position, looks_binary};
