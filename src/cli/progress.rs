@@ -11,9 +11,8 @@ use std::time::{Duration, Instant};
 /// Shows scan counters until dropped.
 pub struct Progress {
     bar: Option<ProgressBar>,
-    /// The phase last shown, when it began and the blobs read by then
-    /// (for the ETA: history reads blobs while it walks).
-    phase_started: Mutex<(Phase, Instant, u64)>,
+    /// The phase last shown and when it began (for the ETA).
+    phase_started: Mutex<(Phase, Instant)>,
 }
 
 impl Progress {
@@ -30,7 +29,7 @@ impl Progress {
         });
         Progress {
             bar,
-            phase_started: Mutex::new((Phase::Files, Instant::now(), 0)),
+            phase_started: Mutex::new((Phase::Files, Instant::now())),
         }
     }
 
@@ -45,9 +44,9 @@ impl Progress {
             let phase = stats.phase();
             let mut started = self.phase_started.lock().unwrap_or_else(|e| e.into_inner());
             if started.0 != phase {
-                *started = (phase, Instant::now(), stats.files.load(Relaxed));
+                *started = (phase, Instant::now());
             }
-            bar.set_message(message(stats, started.1.elapsed(), started.2));
+            bar.set_message(message(stats, started.1.elapsed()));
         }
     }
 
@@ -60,9 +59,8 @@ impl Progress {
     }
 }
 
-/// The progress line for `stats`, `in_phase` after the current phase began
-/// with `done_before` blobs already read.
-fn message(stats: &ScanStats, in_phase: Duration, done_before: u64) -> String {
+/// The progress line for `stats`, `in_phase` after the current phase began.
+fn message(stats: &ScanStats, in_phase: Duration) -> String {
     let findings = stats.findings.load(Relaxed);
     let bytes = bytesize::ByteSize(stats.bytes.load(Relaxed))
         .display()
@@ -83,15 +81,12 @@ fn message(stats: &ScanStats, in_phase: Duration, done_before: u64) -> String {
         Phase::Blobs => {
             let total = stats.blobs_total.load(Relaxed);
             let done = stats.files.load(Relaxed).min(total);
-            // The rate since this phase began: blobs read during the walk
-            // took walking time too.
-            let done_here = done.saturating_sub(done_before);
-            let eta = match done_here {
+            let eta = match done {
                 0 => String::new(),
                 _ if done >= total => String::new(),
                 _ if in_phase < Duration::from_secs(1) => ", ETA …".to_string(),
                 _ => {
-                    let left = in_phase.as_secs_f64() * (total - done) as f64 / done_here as f64;
+                    let left = in_phase.as_secs_f64() * (total - done) as f64 / done as f64;
                     format!(", ETA {}", short_duration(left))
                 }
             };
@@ -162,10 +157,10 @@ mod tests {
         let stats = ScanStats::default();
         stats.set_phase(Phase::Walking);
         stats.walk.listed.store(23_800, Relaxed);
-        assert_eq!(message(&stats, Duration::ZERO, 0), "walking commits: 23800");
+        assert_eq!(message(&stats, Duration::ZERO), "walking commits: 23800");
         stats.walk.walked.store(5_950, Relaxed);
         assert_eq!(
-            message(&stats, Duration::ZERO, 0),
+            message(&stats, Duration::ZERO),
             "walking trees: 5950/23800 commits (25%)"
         );
         stats.walk.walked.store(23_800, Relaxed);
@@ -173,20 +168,14 @@ mod tests {
         stats.set_phase(Phase::Blobs);
         stats.files.store(250, Relaxed);
         stats.bytes.store(3 << 20, Relaxed);
-        let line = message(&stats, Duration::from_secs(10), 0);
+        let line = message(&stats, Duration::from_secs(10));
         assert_eq!(
             line,
             "23800 commits; blobs 250/1000 (25%), 3.0 MiB, 0 findings, ETA 30s"
         );
-        assert!(message(&stats, Duration::from_millis(200), 0).ends_with("ETA …"));
-        // 200 of the 250 were read while the walk went on: 50 in 10 s here.
-        assert!(
-            message(&stats, Duration::from_secs(10), 200).ends_with("ETA 2m30s"),
-            "{}",
-            message(&stats, Duration::from_secs(10), 200)
-        );
+        assert!(message(&stats, Duration::from_millis(200)).ends_with("ETA …"));
         stats.files.store(1_000, Relaxed);
-        assert!(message(&stats, Duration::from_secs(40), 0).contains("blobs 1000/1000 (100%)"));
+        assert!(message(&stats, Duration::from_secs(40)).contains("blobs 1000/1000 (100%)"));
     }
 
     #[test]

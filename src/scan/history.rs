@@ -8,7 +8,6 @@ use crate::sources::git::{self, BlobSite, GitError};
 use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
 use git2::{Oid, Repository};
 use rayon::prelude::*;
-use std::borrow::Borrow;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -62,14 +61,24 @@ impl Scanner {
         let result = match &opts.range {
             None => {
                 stats.set_phase(Phase::Walking);
-                let (history, found) =
-                    self.scan_while_walking(&git_dir, opts, stats, on_warning)?;
+                let history = git::enumerate_history(&repo, &stats.walk)?;
                 notes.extend(history.notes.iter().cloned());
                 for broken in &history.broken {
                     stats.warnings.fetch_add(1, Relaxed);
                     on_warning(SourceWarning::Walk(broken.clone()));
                 }
-                let sites = history.sites;
+                let mut sites = history.sites;
+                if opts.all_objects {
+                    let extra = git::unreachable_blobs(
+                        &repo,
+                        &git::History {
+                            sites: sites.clone(),
+                            ..Default::default()
+                        },
+                    )?;
+                    sites.extend(extra);
+                }
+                let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
                 suppressed = found.suppressed;
                 let mut findings = self.attribute_to_sites(found, &sites);
                 if opts.all_occurrences {
@@ -136,51 +145,6 @@ impl Scanner {
         })
     }
 
-    /// Walks all of history on a thread of its own while the pool reads and
-    /// matches each new blob as the walk finds it (the walk alone keeps one
-    /// core busy); with `all_objects`, then the blobs no ref reaches.
-    fn scan_while_walking(
-        &self,
-        git_dir: &Path,
-        opts: &HistoryOptions,
-        stats: &ScanStats,
-        on_warning: &(dyn Fn(SourceWarning) + Sync),
-    ) -> Result<(git::History, BlobFindings), GitError> {
-        // Bounded: a walk that runs ahead of the reads holds a few
-        // thousand sites, not all of history's.
-        let (tx, rx) = std::sync::mpsc::sync_channel::<BlobSite>(4096);
-        std::thread::scope(|scope| {
-            let walker = scope.spawn(move || -> Result<git::History, GitError> {
-                // Once the reads stop (a panic), sends fail and the walk
-                // just finishes.
-                let mut send = |site: &BlobSite| {
-                    stats.blobs_total.fetch_add(1, Relaxed);
-                    let _ = tx.send(site.clone());
-                };
-                let repo = git::open(git_dir)?;
-                let mut history = git::enumerate_history(&repo, &stats.walk, &mut send)?;
-                if opts.all_objects {
-                    let extra = git::unreachable_blobs(&repo, &history)?;
-                    extra.iter().for_each(&mut send);
-                    history.sites.extend(extra);
-                }
-                stats.set_phase(Phase::Blobs);
-                Ok(history)
-            });
-            let found = self.read_blobs(
-                git_dir,
-                rx.into_iter().par_bridge(),
-                opts,
-                stats,
-                on_warning,
-            );
-            let history = walker
-                .join()
-                .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
-            Ok((history, found))
-        })
-    }
-
     /// Reads and matches each distinct blob of `sites` once, in parallel.
     fn scan_sites(
         &self,
@@ -194,37 +158,18 @@ impl Scanner {
         let distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
         stats.blobs_total.store(distinct.len() as u64, Relaxed);
         stats.set_phase(Phase::Blobs);
-        self.read_blobs(git_dir, distinct.into_par_iter(), opts, stats, on_warning)
-    }
-
-    /// Reads and matches each blob of `blobs` on a pool of `opts.threads`,
-    /// each thread with a `Repository` of its own.
-    fn read_blobs<I>(
-        &self,
-        git_dir: &Path,
-        blobs: I,
-        opts: &HistoryOptions,
-        stats: &ScanStats,
-        on_warning: &(dyn Fn(SourceWarning) + Sync),
-    ) -> BlobFindings
-    where
-        I: ParallelIterator,
-        I::Item: Borrow<BlobSite>,
-    {
         let collector = self.collector(stats, on_warning);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
             .expect("a thread pool with default settings builds");
         pool.install(|| {
-            blobs.for_each_init(
+            distinct.par_iter().for_each_init(
                 || (Repository::open(git_dir), collector.new_worker()),
-                |(repo, worker), site| match (repo, site.borrow()) {
-                    (Ok(repo), site) => {
-                        scan_blob(repo, site, opts.max_file_size, &collector, worker)
-                    }
+                |(repo, worker), site| match repo {
+                    Ok(repo) => scan_blob(repo, site, opts.max_file_size, &collector, worker),
                     // Never skip a blob silently.
-                    (Err(e), site) => collector.warning(SourceWarning::Walk(format!(
+                    Err(e) => collector.warning(SourceWarning::Walk(format!(
                         "blob {} ({}): not scanned: cannot open the repository: {}",
                         site.blob,
                         site.path,

@@ -6,7 +6,6 @@
 //! grows with the number of distinct objects, not commits × files.
 
 use git2::{ObjectType, Oid, Repository, Sort};
-use std::collections::hash_map::Entry;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -303,14 +302,8 @@ fn tolerant_walk(repo: &Repository, tips: &[Oid], broken: &mut Vec<String>) -> V
 }
 
 /// Walks all of history oldest-first and lists each distinct blob where it
-/// first appeared. Trees already visited are not entered again. Each blob's
-/// first site is also given to `on_new_blob` as soon as it is found, so
-/// that reading can start before the walk ends.
-pub fn enumerate_history(
-    repo: &Repository,
-    counters: &WalkCounters,
-    on_new_blob: &mut dyn FnMut(&BlobSite),
-) -> Result<History, GitError> {
+/// first appeared. Trees already visited are not entered again.
+pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<History, GitError> {
     let mut history = History::default();
     let commits = all_commits(
         repo,
@@ -364,20 +357,13 @@ pub fn enumerate_history(
                         gitlinks.mark(&walked, here);
                     }
                     Some(ObjectType::Blob) => {
-                        let (first, new) = match first_commit_of_blob.entry(entry.id()) {
-                            Entry::Occupied(e) => (*e.get(), false),
-                            Entry::Vacant(e) => (*e.insert(order), true),
-                        };
+                        let first = *first_commit_of_blob.entry(entry.id()).or_insert(order);
                         if first == order {
-                            let site = BlobSite {
+                            history.sites.push(BlobSite {
                                 blob: entry.id(),
                                 commit: Some(info.clone()),
                                 path: path(),
-                            };
-                            if new {
-                                on_new_blob(&site);
-                            }
-                            history.sites.push(site);
+                            });
                         }
                     }
                     // A gitlink: a submodule's commit, not in this repository.
