@@ -14,7 +14,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 BENCH_DATA=${BENCH_DATA:-/tmp/kw-bench}
 RUNS=${RUNS:-5}
-cargo build --release --locked -q
+# As the release binaries are built (zlib-ng: needs cmake).
+cargo build --release --locked -q --features zlib-ng
 KW=$PWD/target/release/keywarden
 echo "machine: $(nproc) cores; $(git --version); keywarden $(git rev-parse --short HEAD)"
 for repo in "$@"; do

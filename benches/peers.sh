@@ -39,7 +39,8 @@ for tool in gitleaks betterleaks kingfisher; do
 done
 command -v hyperfine >/dev/null || { echo "missing hyperfine: run $SHARED/install-peers.sh" >&2; exit 2; }
 
-cargo build --release --locked -q
+# As the release binaries are built (zlib-ng: needs cmake).
+cargo build --release --locked -q --features zlib-ng
 KW=$PWD/target/release/keywarden
 
 # Corpora, made once.

@@ -9,7 +9,8 @@
 # holding keywarden-VERSION-TARGET/{keywarden[.exe],README.md,LICENSE*}, and
 # beside it the archive's name + ".sha256" in sha256sum's format. Without
 # --binary it builds with `cargo build --release --locked --features
-# responder --target TARGET` (musl targets need musl-gcc: musl-tools).
+# responder,zlib-ng --target TARGET` (zlib-ng needs cmake; musl targets
+# need musl-gcc: musl-tools).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 
@@ -31,7 +32,7 @@ done
 exe=keywarden
 case $target in *windows*) exe=keywarden.exe ;; esac
 if [ -z "$binary" ]; then
-  cargo build --release --locked --features responder --target "$target"
+  cargo build --release --locked --features responder,zlib-ng --target "$target"
   binary=target/$target/release/$exe
 fi
 [ -f "$binary" ] || { echo "no binary at $binary" >&2; exit 2; }

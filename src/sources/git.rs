@@ -338,16 +338,20 @@ pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<H
             let here = walked.len();
             walked.push((tree_id, parent));
             for entry in tree.iter() {
-                let name = String::from_utf8_lossy(entry.name_bytes());
-                let path = if prefix.is_empty() {
-                    name.into_owned()
-                } else {
-                    format!("{prefix}/{name}")
+                // Most entries are trees and blobs already seen: a path is
+                // made only for what is kept.
+                let path = || {
+                    let name = String::from_utf8_lossy(entry.name_bytes());
+                    if prefix.is_empty() {
+                        name.into_owned()
+                    } else {
+                        format!("{prefix}/{name}")
+                    }
                 };
                 match entry.kind() {
                     // A tree already walked holds only blobs already listed.
                     Some(ObjectType::Tree) if seen_trees.insert(entry.id()) => {
-                        stack.push((entry.id(), path, Some(here)));
+                        stack.push((entry.id(), path(), Some(here)));
                     }
                     Some(ObjectType::Tree) if gitlinks.trees.contains(&entry.id()) => {
                         gitlinks.mark(&walked, here);
@@ -358,13 +362,13 @@ pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<H
                             history.sites.push(BlobSite {
                                 blob: entry.id(),
                                 commit: Some(info.clone()),
-                                path,
+                                path: path(),
                             });
                         }
                     }
                     // A gitlink: a submodule's commit, not in this repository.
                     Some(ObjectType::Commit) => {
-                        gitlinks.paths.insert(path);
+                        gitlinks.paths.insert(path());
                         gitlinks.mark(&walked, here);
                     }
                     _ => {}
