@@ -177,7 +177,7 @@ impl Dialect for Postgres {
          FROM keywarden_rate_sync($1)",
     );
     const RATE_PRUNE: Option<&'static str> = Some(
-        "DELETE FROM rate_slots WHERE slot <= floor(extract(epoch FROM clock_timestamp())) - 62",
+        "DELETE FROM rate_slots WHERE slot <= floor(extract(epoch FROM clock_timestamp())) - 61",
     );
     fn migrator() -> &'static Migrator {
         &POSTGRES_MIGRATOR

@@ -196,12 +196,15 @@ pub struct RateClaim {
     /// Tokens wanted now (0: only refund).
     #[serde(rename = "w")]
     pub want: u32,
-    /// Tokens of an earlier grant left unused, given back …
+    /// Tokens of the replica's current grant given back unspent …
     #[serde(rename = "rn")]
     pub refund: u32,
-    /// … to the slot they were granted in.
+    /// … and spent since the last report (counted from now on) …
+    #[serde(rename = "sp")]
+    pub spent: u32,
+    /// … both taken off the slot of that grant.
     #[serde(rename = "rs")]
-    pub refund_slot: i64,
+    pub grant_slot: i64,
 }
 
 /// What the store granted one claim.

@@ -5,13 +5,13 @@
 //! One replica counts in memory ([`LocalLimiter`]): one-second slots, 61 of
 //! them, since any 60-second span touches at most 61 slots. Replicas on one
 //! PostgreSQL store ([`SharedLimiter`]) lease tokens from counts kept there:
-//! a replica claims a few tokens for a key, spends them within a second,
-//! and gives back what it did not spend. Claims of all keys that need one
-//! go to the store together in one statement, so most requests are decided
-//! in memory and the store sees about one batch per round trip, not one
-//! write per request. The store grants at most what is left of a key's
-//! window; its window is 62 slots, one more than in memory because a token
-//! may be spent up to a second after the slot it was granted in.
+//! a replica claims a few of a key's tokens (at most a sixtieth of its
+//! limit), spends them within [`LEASE`], reports what it spent about once
+//! a second and gives back what it did not spend. Claims and reports of all
+//! keys go to the store together, one statement per batch, so most
+//! requests are decided in memory. The store grants at most what is left
+//! of a key's 61-slot window, counting a grant where it was made and a
+//! reported spend where it was reported (never before it happened).
 //!
 //! When the shared counts cannot be reached, a replica limits keys on its
 //! own (each replica admits up to the limit): the key itself was just read
@@ -28,8 +28,15 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 /// Slots of the in-memory window: any 60 s span touches at most 61.
 const LOCAL_SLOTS: u64 = 61;
 
-/// How long a leased token may be spent after its claim was sent.
-const LEASE: Duration = Duration::from_secs(1);
+/// How long a leased token may be spent after its claim was sent. A spend
+/// not reported yet is counted in its grant's slot: the lease and a
+/// report's delay must stay well under a minute for that slot to still be
+/// in the window.
+pub const LEASE: Duration = Duration::from_secs(10);
+
+/// How often spends are reported and unspent tokens of expired leases
+/// given back.
+pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// How long a replica limits on its own after the shared counts failed,
 /// before it tries them again.
@@ -89,11 +96,11 @@ impl RateLimits {
         }
     }
 
-    /// The shared limiter's periodic work: give back expired tokens and,
-    /// now and then, drop old counts from the store.
+    /// The shared limiter's periodic work: report spends, give back
+    /// expired tokens and, now and then, drop old counts from the store.
     pub async fn tick(&self, prune: bool) {
         if let RateLimits::Shared(shared) = self {
-            shared.refund_expired().await;
+            shared.report().await;
             if prune && let Err(e) = shared.store.prune_rates().await {
                 tracing::debug!(error = %e, "old rate counts not pruned");
             }
@@ -220,6 +227,8 @@ struct Lease {
     slot: i64,
     /// Tokens of this lease spent so far: sizes the next claim.
     spent: u32,
+    /// Tokens spent and not yet reported to the store.
+    unreported: u32,
     /// The window is full until then (the store said so).
     full_until: Option<Instant>,
     /// A request is waiting for the next batch to claim tokens.
@@ -235,6 +244,7 @@ impl Lease {
             valid_until: now,
             slot: 0,
             spent: 0,
+            unreported: 0,
             full_until: None,
             wanted: false,
             last_seen: now,
@@ -242,8 +252,9 @@ impl Lease {
     }
 
     /// Tokens to ask for: twice what the last lease spent when it ran
-    /// out, what it spent when it expired, within a twentieth of the
-    /// limit (so that a replica never sits on much of a key's minute).
+    /// out, what it spent when it expired, within a sixtieth of the limit
+    /// (a second's share of it), so that the tokens replicas hold unspent
+    /// never crowd out a client that stays under its limit.
     fn next_want(&self, now: Instant) -> u32 {
         let ran_out = self.tokens == 0 && now < self.valid_until;
         let want = if ran_out {
@@ -251,7 +262,7 @@ impl Lease {
         } else {
             self.spent
         };
-        want.clamp(1, (self.limit / 20).max(1))
+        want.clamp(1, (self.limit / 60).max(1))
     }
 }
 
@@ -343,6 +354,7 @@ impl SharedLimiter {
         if lease.tokens > 0 && now < lease.valid_until {
             lease.tokens -= 1;
             lease.spent += 1;
+            lease.unreported += 1;
             return Decision::Admit;
         }
         lease.wanted = true;
@@ -356,19 +368,21 @@ impl SharedLimiter {
             .unwrap_or(false)
     }
 
-    /// Gives back the unspent tokens of expired leases.
-    async fn refund_expired(&self) {
+    /// Reports spends and gives back the unspent tokens of expired leases.
+    async fn report(&self) {
         let _turn = self.claiming.lock().await;
         let claims = self.collect(false);
         if !claims.is_empty() {
-            // A refund lost is a few tokens counted that were not spent;
-            // they leave the window within a minute.
+            // A refund lost is a few tokens counted that were not spent,
+            // a report lost a few spends counted early; both leave the
+            // window within a minute.
             let _ = self.send(claims, None).await;
         }
     }
 
-    /// The claims of the next batch; takes the tokens it gives back out of
-    /// their leases.
+    /// The claims of the next batch: tokens for every key a request waits
+    /// on (`with_wanted`), spends not reported yet, and the unspent tokens
+    /// of expired leases, which it takes out of their leases.
     fn collect(&self, with_wanted: bool) -> Vec<RateClaim> {
         let now = Instant::now();
         let Ok(mut leases) = self.leases.lock() else {
@@ -376,10 +390,11 @@ impl SharedLimiter {
         };
         let mut claims = Vec::new();
         for (id, lease) in leases.iter_mut() {
-            let expired = now >= lease.valid_until;
             let want = with_wanted && lease.wanted;
-            let refund = if expired || want { lease.tokens } else { 0 };
-            if !want && refund == 0 {
+            // A new grant replaces the lease: what is left of it goes back.
+            let ending = want || now >= lease.valid_until;
+            let refund = if ending { lease.tokens } else { 0 };
+            if !want && refund == 0 && lease.unreported == 0 {
                 continue;
             }
             claims.push(RateClaim {
@@ -387,11 +402,16 @@ impl SharedLimiter {
                 limit: lease.limit,
                 want: if want { lease.next_want(now) } else { 0 },
                 refund,
-                refund_slot: lease.slot,
+                spent: lease.unreported,
+                grant_slot: lease.slot,
             });
-            lease.tokens = 0;
-            lease.wanted = false;
-            if !want {
+            lease.unreported = 0;
+            if ending {
+                lease.tokens = 0;
+            }
+            if want {
+                lease.wanted = false;
+            } else if ending {
                 lease.spent = 0;
             }
         }
@@ -407,12 +427,17 @@ impl SharedLimiter {
         requester: Option<&str>,
     ) -> Result<Decision, StoreError> {
         let sent = Instant::now();
+        let wanted: std::collections::HashSet<&str> = claims
+            .iter()
+            .filter(|c| c.want > 0)
+            .map(|c| c.key_id.as_str())
+            .collect();
         let outcome = tokio::time::timeout(self.store_timeout, self.store.claim_rates(&claims))
             .await
             .unwrap_or(Err(StoreError::TimedOut(self.store_timeout)));
         match outcome {
             Ok(grants) => {
-                let decision = self.apply(&grants, sent, requester);
+                let decision = self.apply(&grants, &wanted, sent, requester);
                 if let Ok(mut until) = self.fallback_until.lock()
                     && until.take().is_some()
                 {
@@ -432,7 +457,13 @@ impl SharedLimiter {
         }
     }
 
-    fn apply(&self, grants: &[RateGrant], sent: Instant, requester: Option<&str>) -> Decision {
+    fn apply(
+        &self,
+        grants: &[RateGrant],
+        wanted: &std::collections::HashSet<&str>,
+        sent: Instant,
+        requester: Option<&str>,
+    ) -> Decision {
         let received = Instant::now();
         let Ok(mut leases) = self.leases.lock() else {
             return Decision::Admit;
@@ -442,8 +473,8 @@ impl SharedLimiter {
             let Some(lease) = leases.get_mut(&grant.key_id) else {
                 continue;
             };
-            if grant.granted == 0 && grant.room_in.is_none() {
-                // A refund only.
+            if !wanted.contains(grant.key_id.as_str()) {
+                // A report or a refund only: the lease stays as it is.
                 continue;
             }
             lease.tokens = grant.granted;
@@ -461,11 +492,13 @@ impl SharedLimiter {
                     Some(until) => {
                         Decision::Refuse(seconds_until(until - received, Duration::ZERO))
                     }
-                    None => {
+                    None if lease.tokens > 0 => {
                         lease.tokens -= 1;
                         lease.spent += 1;
+                        lease.unreported += 1;
                         Decision::Admit
                     }
+                    None => Decision::Claim,
                 };
             }
         }
@@ -476,7 +509,9 @@ impl SharedLimiter {
         let now = Instant::now();
         if let Ok(mut leases) = self.leases.lock() {
             leases.retain(|_, l| {
-                l.tokens > 0 || now.duration_since(l.last_seen) < Duration::from_secs(120)
+                l.tokens > 0
+                    || l.unreported > 0
+                    || now.duration_since(l.last_seen) < Duration::from_secs(120)
             });
             leases.shrink_to_fit();
         }

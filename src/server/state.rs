@@ -251,8 +251,7 @@ impl AppState {
     }
 
     /// Starts the periodic clean-up of per-key memory, and the shared
-    /// rate limiter's refunds (four times a second) and pruning (once a
-    /// minute).
+    /// rate limiter's reports (every second) and pruning (once a minute).
     pub(super) fn start_housekeeping(&self) {
         self.inner
             .usage
@@ -260,11 +259,11 @@ impl AppState {
         if matches!(self.inner.limits, RateLimits::Shared(_)) {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_millis(250));
+                let mut tick = tokio::time::interval(super::rate_limit::REPORT_EVERY);
                 for n in 0u64.. {
                     tick.tick().await;
                     let Some(inner) = weak.upgrade() else { break };
-                    inner.limits.tick(n % 240 == 0).await;
+                    inner.limits.tick(n % 60 == 0).await;
                 }
             });
         }
