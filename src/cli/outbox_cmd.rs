@@ -52,11 +52,50 @@ pub struct MailArgs {
     /// How long a worker owns a claimed email before another may take it.
     #[arg(long, default_value = "5m", value_name = "DURATION", value_parser = parse_duration)]
     lease: Duration,
+    /// The secret alert webhooks are signed with (HMAC-SHA256; the receiver
+    /// holds it too). Better from a file or the environment than on the
+    /// command line.
+    #[arg(
+        long,
+        env = "KEYWARDEN_ALERT_WEBHOOK_SECRET",
+        value_name = "SECRET",
+        hide_env_values = true,
+        group = "webhook_secret"
+    )]
+    alert_webhook_secret: Option<String>,
+    /// A file holding the webhook secret (its first line).
+    #[arg(long, value_name = "FILE", group = "webhook_secret")]
+    alert_webhook_secret_file: Option<PathBuf>,
 }
 
+/// The fewest bytes a webhook secret may have.
+const MIN_WEBHOOK_SECRET: usize = 16;
+
 impl MailArgs {
-    pub fn config(&self) -> MailConfig {
-        MailConfig {
+    pub fn config(&self) -> anyhow::Result<MailConfig> {
+        let webhook_secret = match (&self.alert_webhook_secret, &self.alert_webhook_secret_file) {
+            (Some(secret), _) => Some(secret.clone()),
+            (None, Some(file)) => {
+                let text = std::fs::read_to_string(file).map_err(|e| {
+                    anyhow::anyhow!(
+                        "cannot read the webhook secret from {}: {e}",
+                        file.display()
+                    )
+                })?;
+                Some(text.lines().next().unwrap_or("").trim().to_string())
+            }
+            (None, None) => None,
+        };
+        if let Some(secret) = &webhook_secret
+            && secret.len() < MIN_WEBHOOK_SECRET
+        {
+            anyhow::bail!(
+                "the webhook secret is {} bytes; it needs at least {MIN_WEBHOOK_SECRET} \
+                 (e.g. `openssl rand -hex 32`)",
+                secret.len()
+            );
+        }
+        Ok(MailConfig {
             from: self.mail_from.clone(),
             smtp_url: self.smtp_url.clone(),
             smtp_password: self.smtp_password.clone(),
@@ -64,8 +103,9 @@ impl MailArgs {
             max_attempts: self.max_attempts,
             retry_base: self.retry_base,
             lease: self.lease,
+            webhook_secret,
             ..MailConfig::default()
-        }
+        })
     }
 }
 
@@ -122,7 +162,7 @@ pub fn run(cmd: OutboxCommand) -> anyhow::Result<u8> {
             } => {
                 log.init()?;
                 let store = db.open_existing().await?;
-                let worker = Worker::new(store, mail.config())?;
+                let worker = Worker::new(store, mail.config()?)?;
                 if once {
                     let s = worker.run_pass().await?;
                     println!(

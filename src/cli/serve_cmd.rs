@@ -8,8 +8,8 @@ use clap::Args;
 use ipnet::IpNet;
 use keywarden::partner::{GithubKeys, KeySource};
 use keywarden::server::{
-    self, AppState, BODY_LIMIT, ConnectionLimits, DEFAULT_PARTNER_PATH, Listeners, RateLimitMode,
-    ServerConfig, TlsMinVersion, TlsSetup,
+    self, AlertConfig, AppState, BODY_LIMIT, ConnectionLimits, DEFAULT_PARTNER_PATH, Listeners,
+    RateLimitMode, ServerConfig, TlsMinVersion, TlsSetup,
 };
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -132,6 +132,27 @@ pub struct ServeArgs {
     /// and their networks (0s: from the first attempt).
     #[arg(long, default_value = "10m", value_name = "DURATION", value_parser = parse_duration)]
     alert_revoked_use_after: Duration,
+    /// Also send every owner alert to this webhook, as JSON signed with
+    /// HMAC-SHA256 (needs --alert-webhook-secret or its file).
+    #[arg(long, env = "KEYWARDEN_ALERT_WEBHOOK", value_name = "URL",
+          value_parser = parse_webhook_url, requires = "webhook_secret")]
+    alert_webhook: Option<String>,
+    /// A key's history is settled, for the new-network and spike alerts,
+    /// once its first use is this old...
+    #[arg(long, default_value = "7d", value_name = "DURATION", value_parser = parse_positive_duration)]
+    alert_settled_after: Duration,
+    /// ...and it has had this many requests.
+    #[arg(long, default_value = "100", value_name = "N",
+          value_parser = clap::value_parser!(i64).range(1..))]
+    alert_settled_requests: i64,
+    /// A spike: more requests in five minutes than this many times the
+    /// key's rate over its trailing week...
+    #[arg(long, default_value = "10", value_name = "K", value_parser = parse_spike_factor)]
+    alert_spike_factor: f64,
+    /// ...and at least this many.
+    #[arg(long, default_value = "100", value_name = "N",
+          value_parser = clap::value_parser!(i64).range(1..))]
+    alert_spike_min: i64,
     /// Do not send outbox emails from this process (run `keywarden outbox
     /// run` elsewhere).
     #[arg(long)]
@@ -245,7 +266,7 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
         } else {
             Some(keywarden::notify::Worker::new(
                 store.clone(),
-                args.mail.config(),
+                args.mail.config()?,
             )?)
         };
         let admin_text = match &admin {
@@ -286,6 +307,13 @@ pub fn run(args: ServeArgs) -> anyhow::Result<u8> {
                 usage_retention: (!args.no_usage_log).then_some(args.usage_retention),
                 usage_queue: args.usage_queue as usize,
                 alert_revoked_use_after: args.alert_revoked_use_after,
+                alerts: AlertConfig {
+                    settled_after: args.alert_settled_after,
+                    settled_requests: args.alert_settled_requests,
+                    spike_factor: args.alert_spike_factor,
+                    spike_min: args.alert_spike_min,
+                    webhook: args.alert_webhook,
+                },
             },
         );
         let listeners = Listeners {
@@ -320,4 +348,16 @@ async fn shutdown_signal() {
     }
     #[cfg(not(unix))]
     let _ = interrupt.await;
+}
+
+fn parse_webhook_url(s: &str) -> Result<String, String> {
+    keywarden::notify::check_webhook_url(s)?;
+    Ok(s.to_string())
+}
+
+fn parse_spike_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(k) if k.is_finite() && k >= 1.0 => Ok(k),
+        _ => Err("a number of times the usual rate, at least 1 (e.g. 10)".into()),
+    }
 }

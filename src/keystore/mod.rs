@@ -26,11 +26,12 @@ pub use model::{
     check_text, is_plain_address, rfc3339,
 };
 pub use store::{
-    AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, OutboxEmail,
-    OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, STILL_IN_USE, UpdateOutcome,
-    open_existing_store, open_store, redact_url,
+    AttemptOutcome, KeyStore, KeyUpdate, LeakOutcome, LeakReport, ListFilter, NEW_NETWORK,
+    OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation, STILL_IN_USE,
+    USAGE_SPIKE, UpdateOutcome, open_existing_store, open_store, redact_url,
 };
 pub use usage::{
-    Incident, MAX_NETWORKS, MAX_USER_AGENT_CHARS, UsageCount, UsageOutcome, UsageRecord,
-    UsageSummary, network_of,
+    AlertEvidence, Incident, KeyHistory, MAX_NETWORKS, MAX_USER_AGENT_CHARS, NetworkHistory,
+    NewAlert, NewNetworkEvidence, SpikeEvidence, UsageCount, UsageOutcome, UsageRecord,
+    UsageSummary, hour_of, network_of,
 };

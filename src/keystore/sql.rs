@@ -6,10 +6,10 @@
 use super::store::outcome_state;
 use super::store::redact_url;
 use super::{
-    AttemptOutcome, Incident, KeyHash, KeyRecord, KeyStore, KeyUpdate, LeakOutcome, LeakReport,
-    ListFilter, MAX_NETWORKS, OutboxEmail, OutboxRow, PageFilter, RateClaim, RateGrant, Revocation,
-    STILL_IN_USE, StoreError, UpdateOutcome, UsageCount, UsageRecord, UsageSummary, WindowUsage,
-    network_of,
+    AttemptOutcome, Incident, KeyHash, KeyHistory, KeyRecord, KeyStore, KeyUpdate, LeakOutcome,
+    LeakReport, ListFilter, MAX_NETWORKS, NetworkHistory, NewAlert, OutboxEmail, OutboxRow,
+    PageFilter, RateClaim, RateGrant, Revocation, STILL_IN_USE, StoreError, UpdateOutcome,
+    UsageCount, UsageRecord, UsageSummary, WindowUsage, hour_of, network_of,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -134,6 +134,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// `{k, h, t, ip, n, o, ua}` objects: one statement whatever the
     /// batch's size, so it is prepared once.
     const USAGE_INSERT: &'static str;
+    /// Adds the same array's records of our keys to `key_usage_hourly`.
+    const USAGE_ROLLUP: &'static str;
     fn migrator() -> &'static Migrator;
     /// How many rows a statement changed.
     fn rows_affected(result: <Self::Db as Database>::QueryResult) -> u64;
@@ -152,6 +154,13 @@ impl Dialect for Sqlite {
          (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
          SELECT value ->> '$.k', value ->> '$.h', value ->> '$.t', value ->> '$.ip', \
          value ->> '$.n', value ->> '$.o', value ->> '$.ua' FROM json_each($1)";
+    const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
+         (key_id, hour_ms, network, requests) \
+         SELECT value ->> '$.k', (value ->> '$.t') / 3600000 * 3600000, \
+         COALESCE(value ->> '$.n', 'unknown'), COUNT(*) FROM json_each($1) \
+         WHERE value ->> '$.k' IS NOT NULL GROUP BY 1, 2, 3 \
+         ON CONFLICT (key_id, hour_ms, network) \
+         DO UPDATE SET requests = requests + excluded.requests";
     fn migrator() -> &'static Migrator {
         &SQLITE_MIGRATOR
     }
@@ -172,6 +181,15 @@ impl Dialect for Postgres {
          (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
          SELECT x.k, x.h, x.t, x.ip, x.n, x.o, x.ua FROM jsonb_to_recordset($1::jsonb) \
          AS x(k TEXT, h TEXT, t BIGINT, ip TEXT, n TEXT, o TEXT, ua TEXT)";
+    // In key order, so that replicas writing the same rows lock them in
+    // the same order and never deadlock.
+    const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
+         (key_id, hour_ms, network, requests) \
+         SELECT x.k, x.t / 3600000 * 3600000, COALESCE(x.n, 'unknown'), COUNT(*) \
+         FROM jsonb_to_recordset($1::jsonb) AS x(k TEXT, t BIGINT, n TEXT) \
+         WHERE x.k IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+         ON CONFLICT (key_id, hour_ms, network) \
+         DO UPDATE SET requests = key_usage_hourly.requests + excluded.requests";
     const RATE_CLAIM: Option<&'static str> = Some(
         "SELECT out_key, out_granted::BIGINT, out_slot, out_used::BIGINT, out_room_in_ms \
          FROM keywarden_rate_sync($1)",
@@ -688,7 +706,7 @@ where
             sqlx::query(
                 "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
                          created_at) VALUES ($1, $2, 'key-revoked', $3, $4, $4) \
-                         ON CONFLICT (key_id, kind) DO NOTHING",
+                         ON CONFLICT (key_id, kind, channel, dedup) DO NOTHING",
             )
             .bind(&key_id)
             .bind(incident)
@@ -729,9 +747,11 @@ where
         let mut emails = Vec::with_capacity(ids.len());
         for id in ids {
             let row = sqlx::query(
-                "SELECT o.kind, o.recipient, o.attempts, o.key_id, i.url, i.source, \
-                         i.reporter, i.reported_at FROM outbox o \
-                         JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1",
+                "SELECT o.kind, o.recipient, o.attempts, o.key_id, o.channel, o.evidence, \
+                         i.url, COALESCE(i.source, '') AS source, \
+                         COALESCE(i.reporter, '') AS reporter, \
+                         COALESCE(i.reported_at, o.created_at) AS reported_at FROM outbox o \
+                         LEFT JOIN incidents i ON i.id = o.incident_id WHERE o.id = $1",
             )
             .bind(id)
             .fetch_one(&self.pool)
@@ -751,6 +771,14 @@ where
                 reporter: row.try_get("reporter")?,
                 reported_at: timestamp(&key_id, row.try_get("reported_at")?)?,
                 evidence: None,
+                channel: row.try_get("channel")?,
+                alert: row
+                    .try_get::<Option<String>, _>("evidence")?
+                    .map(|json| {
+                        serde_json::from_str(&json)
+                            .map_err(|e| corrupt(&key_id, format!("outbox evidence: {e}")))
+                    })
+                    .transpose()?,
                 key,
             });
             let email = emails.last_mut().expect("just pushed");
@@ -942,16 +970,27 @@ where
             .collect();
         let json =
             serde_json::to_string(&rows).map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+        let mut tx = self.pool.begin().await?;
         sqlx::query(D::USAGE_INSERT)
-            .bind(json)
-            .execute(&self.pool)
+            .bind(&json)
+            .execute(&mut *tx)
             .await?;
+        sqlx::query(D::USAGE_ROLLUP)
+            .bind(&json)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
         Ok(())
     }
 
     async fn prune_usage(&self, before: OffsetDateTime) -> Result<u64, StoreError> {
         let done = sqlx::query("DELETE FROM key_usage WHERE at_ms < $1")
             .bind(unix_ms(before))
+            .execute(&self.pool)
+            .await?;
+        // An hour is kept while any of it is.
+        sqlx::query("DELETE FROM key_usage_hourly WHERE hour_ms < $1")
+            .bind(unix_ms(hour_of(before)))
             .execute(&self.pool)
             .await?;
         Ok(D::rows_affected(done))
@@ -1022,41 +1061,111 @@ where
         rows.iter().map(Self::incident_from_row).collect()
     }
 
-    async fn queue_alert(
-        &self,
-        id: &str,
-        kind: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError> {
+    async fn queue_alert(&self, alert: &NewAlert<'_>) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
-        let Some(row) = sqlx::query(
-            "SELECT i.id, k.owner_email FROM incidents i JOIN keys k ON k.id = i.key_id \
-             WHERE i.key_id = $1 AND i.kind = 'revoked' ORDER BY i.id DESC LIMIT 1",
-        )
-        .bind(id)
-        .fetch_optional(&mut *tx)
-        .await?
+        let Some(row) = sqlx::query("SELECT owner_email FROM keys WHERE id = $1")
+            .bind(alert.key_id)
+            .fetch_optional(&mut *tx)
+            .await?
         else {
             return Ok(false);
         };
-        let incident: i64 = row.try_get(0)?;
-        let owner: String = row.try_get(1)?;
-        let queued = D::rows_affected(
-            sqlx::query(
-                "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
-                 created_at) VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (key_id, kind) DO NOTHING",
+        let owner: String = row.try_get(0)?;
+        // A still-in-use alert belongs to the leak that revoked the key.
+        let incident: Option<i64> = if alert.kind == STILL_IN_USE {
+            let found = sqlx::query(
+                "SELECT id FROM incidents WHERE key_id = $1 AND kind = 'revoked' \
+                 ORDER BY id DESC LIMIT 1",
             )
-            .bind(id)
-            .bind(incident)
-            .bind(kind)
-            .bind(owner)
-            .bind(unix(at))
-            .bind(unix(at))
-            .execute(&mut *tx)
-            .await?,
-        );
+            .bind(alert.key_id)
+            .fetch_optional(&mut *tx)
+            .await?;
+            match found {
+                Some(row) => Some(row.try_get(0)?),
+                None => return Ok(false),
+            }
+        } else {
+            None
+        };
+        let evidence = alert
+            .evidence
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+        let mut queued = 0;
+        let channels = std::iter::once(("email", owner.as_str()))
+            .chain(alert.webhook.map(|url| ("webhook", url)));
+        for (channel, recipient) in channels {
+            let done = D::rows_affected(
+                sqlx::query(
+                    "INSERT INTO outbox (key_id, incident_id, kind, recipient, next_attempt_at, \
+                     created_at, channel, dedup, evidence) \
+                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7, $8) \
+                     ON CONFLICT (key_id, kind, channel, dedup) DO NOTHING",
+                )
+                .bind(alert.key_id)
+                .bind(incident)
+                .bind(alert.kind)
+                .bind(recipient)
+                .bind(unix(alert.at))
+                .bind(channel)
+                .bind(alert.dedup)
+                .bind(evidence.as_deref())
+                .execute(&mut *tx)
+                .await?,
+            );
+            if channel == "email" {
+                queued = done;
+            }
+        }
         tx.commit().await?;
         Ok(queued == 1)
+    }
+
+    async fn key_history(&self, id: &str, now: OffsetDateTime) -> Result<KeyHistory, StoreError> {
+        let hour = hour_of(now);
+        let trailing_from = hour - time::Duration::days(7);
+        let trailing_until = hour - time::Duration::hours(1);
+        let rows = sqlx::query(
+            "SELECT network, MIN(hour_ms), CAST(SUM(requests) AS BIGINT) FROM key_usage_hourly \
+             WHERE key_id = $1 GROUP BY network ORDER BY 3 DESC, network LIMIT $2",
+        )
+        .bind(id)
+        .bind(MAX_NETWORKS)
+        .fetch_all(&self.pool)
+        .await?;
+        let networks = rows
+            .iter()
+            .map(|row| {
+                Ok(NetworkHistory {
+                    network: row.try_get(0)?,
+                    since: from_unix_ms(row.try_get(1)?)?,
+                    requests: row.try_get(2)?,
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let trailing = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM key_usage_hourly \
+             WHERE key_id = $1 AND hour_ms >= $2 AND hour_ms < $3",
+        )
+        .bind(id)
+        .bind(unix_ms(trailing_from))
+        .bind(unix_ms(trailing_until))
+        .fetch_one(&self.pool)
+        .await?;
+        let recent =
+            sqlx::query("SELECT COUNT(*) FROM key_usage WHERE key_id = $1 AND at_ms >= $2")
+                .bind(id)
+                .bind(unix_ms(now - time::Duration::minutes(5)))
+                .fetch_one(&self.pool)
+                .await?;
+        Ok(KeyHistory {
+            networks,
+            trailing_requests: trailing.try_get(0)?,
+            trailing_from,
+            trailing_until,
+            recent_requests: recent.try_get(0)?,
+        })
     }
 
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError> {

@@ -2,7 +2,7 @@
 
 use super::model::check_text;
 use super::sql::{PostgresStore, SqliteStore};
-use super::usage::{Incident, UsageRecord, UsageSummary};
+use super::usage::{AlertEvidence, Incident, KeyHistory, NewAlert, UsageRecord, UsageSummary};
 use super::{KeyHash, KeyRecord, KeyState, LimitReset, SpecError, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -129,11 +129,21 @@ pub struct OutboxEmail {
     /// For an alert that a revoked key is still in use: the attempts
     /// since its revocation, as of when the email is written.
     pub evidence: Option<UsageSummary>,
+    /// `email` (to `recipient`) or `webhook` (`recipient` is its URL).
+    pub channel: String,
+    /// For a new-network or spike alert: what was found.
+    pub alert: Option<AlertEvidence>,
 }
 
 /// The outbox kind of the alert that a key revoked because it leaked is
 /// still being tried.
 pub const STILL_IN_USE: &str = "key-still-in-use";
+/// The outbox kind of the alert that a key was used from a network it had
+/// never been used from.
+pub const NEW_NETWORK: &str = "key-new-network";
+/// The outbox kind of the alert that a key's use spiked over its usual
+/// rate.
+pub const USAGE_SPIKE: &str = "key-usage-spike";
 
 /// An outbox row as an operator sees it.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
@@ -337,15 +347,13 @@ pub trait KeyStore: Send + Sync {
     /// Incidents, newest first (at most 1,000): all, or key `key_id`'s.
     async fn incidents(&self, key_id: Option<&str>) -> Result<Vec<Incident>, StoreError>;
     async fn incident(&self, id: i64) -> Result<Option<Incident>, StoreError>;
-    /// Queues alert `kind` to the owner of key `id`, revoked because it
-    /// leaked, once: false when it was queued before or the key has no
-    /// leak incident.
-    async fn queue_alert(
-        &self,
-        id: &str,
-        kind: &str,
-        at: OffsetDateTime,
-    ) -> Result<bool, StoreError>;
+    /// Queues an alert to the key's owner (and webhook), once per key,
+    /// kind and dedup: false when it was queued before, or when it is a
+    /// still-in-use alert and the key has no leak incident.
+    async fn queue_alert(&self, alert: &NewAlert<'_>) -> Result<bool, StoreError>;
+    /// Key `id`'s use by network, over its trailing week and its last
+    /// five minutes, as of `now`.
+    async fn key_history(&self, id: &str, now: OffsetDateTime) -> Result<KeyHistory, StoreError>;
 }
 
 /// Opens (creating when needed) the store at `url` and brings its schema up

@@ -173,6 +173,87 @@ pub struct Incident {
     pub reported_at: OffsetDateTime,
 }
 
+/// A key's use as the alerts read it: by caller network over everything
+/// kept, the requests of its trailing week (the last hour left out) and
+/// of the last five minutes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct KeyHistory {
+    /// Every network the key was used from, with its first hour.
+    pub networks: Vec<NetworkHistory>,
+    /// Requests in `[trailing_from, trailing_until)`.
+    pub trailing_requests: i64,
+    pub trailing_from: OffsetDateTime,
+    pub trailing_until: OffsetDateTime,
+    /// Requests in the five minutes before the read.
+    pub recent_requests: i64,
+}
+
+/// The requests from one caller network.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NetworkHistory {
+    pub network: String,
+    /// The start of the first hour it was seen in.
+    #[serde(with = "time::serde::rfc3339")]
+    pub since: OffsetDateTime,
+    pub requests: i64,
+}
+
+/// The start of the hour `at` is in.
+pub fn hour_of(at: OffsetDateTime) -> OffsetDateTime {
+    let s = at.unix_timestamp();
+    OffsetDateTime::from_unix_timestamp(s - s.rem_euclid(3600)).unwrap_or(at)
+}
+
+/// What an early-warning alert found, kept with its outbox rows and
+/// shown in its email and webhook. Never holds the key.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum AlertEvidence {
+    NewNetwork(NewNetworkEvidence),
+    Spike(SpikeEvidence),
+}
+
+/// A key used from a network it had never been used from.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct NewNetworkEvidence {
+    pub network: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub first_seen: OffsetDateTime,
+    /// The networks it is usually used from, most first (at most 5).
+    pub usual_networks: Vec<NetworkHistory>,
+    /// Networks it was used from before this one.
+    pub known_networks: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub history_since: OffsetDateTime,
+}
+
+/// A key used far more in five minutes than its trailing week's rate.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SpikeEvidence {
+    pub recent_requests: i64,
+    pub window_minutes: i64,
+    pub usual_per_5_minutes: f64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub usual_from: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub usual_until: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub detected_at: OffsetDateTime,
+}
+
+/// An alert to queue: to the key's owner, and to the deployment's webhook
+/// when there is one; once per key, kind and `dedup`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NewAlert<'a> {
+    pub key_id: &'a str,
+    pub kind: &'a str,
+    /// What makes it once: the network, the day; empty for once per key.
+    pub dedup: &'a str,
+    pub evidence: Option<&'a AlertEvidence>,
+    pub at: OffsetDateTime,
+    pub webhook: Option<&'a str>,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -2,7 +2,8 @@
 //! key, where it was found, what was done and what to do now.
 
 use super::NotifyError;
-use crate::keystore::{OutboxEmail, STILL_IN_USE, rfc3339};
+use super::alert_email::is_alert;
+use crate::keystore::{OutboxEmail, rfc3339};
 use html_escape::encode_text;
 use lettre::Message;
 use lettre::message::{Mailbox, MultiPart};
@@ -20,7 +21,7 @@ pub(super) fn shown(text: &str, max_chars: usize) -> String {
 
 /// The subject line names the key (by name and label).
 pub fn subject(email: &OutboxEmail) -> String {
-    if email.kind == STILL_IN_USE {
+    if is_alert(&email.kind) {
         return super::alert_email::subject(email);
     }
     format!(
@@ -210,7 +211,7 @@ pub fn render(email: &OutboxEmail, from: &Mailbox) -> Result<Message, NotifyErro
         return Err(refuse());
     }
     let to: Mailbox = email.recipient.parse().map_err(|_| refuse())?;
-    let (text, html) = if email.kind == STILL_IN_USE {
+    let (text, html) = if is_alert(&email.kind) {
         (
             super::alert_email::text_body(email),
             super::alert_email::html_body(email),

@@ -51,6 +51,8 @@ pub struct MailConfig {
     pub lease: Duration,
     /// Emails claimed at a time.
     pub batch: i64,
+    /// The secret alert webhooks are signed with.
+    pub webhook_secret: Option<String>,
 }
 
 impl Default for MailConfig {
@@ -64,6 +66,7 @@ impl Default for MailConfig {
             retry_base: Duration::from_secs(30),
             lease: Duration::from_secs(300),
             batch: 20,
+            webhook_secret: None,
         }
     }
 }

@@ -8,8 +8,10 @@
 mod alert_email;
 mod email;
 mod mailer;
+mod webhook;
 mod worker;
 
 pub use email::{render, subject};
 pub use mailer::{MailConfig, Mailer, NotifyError, SendError};
+pub use webhook::{check_url as check_webhook_url, signature as webhook_signature};
 pub use worker::{PassSummary, Worker};

@@ -84,12 +84,16 @@ impl Worker {
         lease_until: OffsetDateTime,
         summary: &mut PassSummary,
     ) -> Result<(), NotifyError> {
-        let result = match render(email, &self.from) {
-            Ok(message) => self.mailer.send(message).await,
-            Err(e) => Err(super::SendError {
-                transient: false,
-                message: e.to_string(),
-            }),
+        let result = if email.channel == "webhook" {
+            super::webhook::send(email, self.config.webhook_secret.as_deref()).await
+        } else {
+            match render(email, &self.from) {
+                Ok(message) => self.mailer.send(message).await,
+                Err(e) => Err(super::SendError {
+                    transient: false,
+                    message: e.to_string(),
+                }),
+            }
         };
         let now = OffsetDateTime::now_utc();
         let (outcome, error) = match result {

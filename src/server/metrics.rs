@@ -14,9 +14,17 @@ pub struct UsageMetrics {
     pub queue_depth: Gauge,
     pub written: Counter,
     dropped: Family<Labels, Counter>,
+    /// Owner alerts queued, by kind.
+    alerts: Family<Labels, Counter>,
 }
 
 impl UsageMetrics {
+    pub fn alert(&self, kind: &'static str) {
+        self.alerts
+            .get_or_create(&vec![("kind", kind.to_string())])
+            .inc();
+    }
+
     pub fn dropped(&self, reason: &'static str) {
         self.dropped_by(reason, 1);
     }
@@ -39,7 +47,6 @@ pub struct Metrics {
     pub noncurrent_key_uses: Counter,
     pub store_timeouts: Counter,
     pub rate_limit_fallbacks: Counter,
-    alerts: Family<Labels, Counter>,
     pub usage: UsageMetrics,
     pub outbox_depth: Gauge,
     outbox_emails: Family<Labels, Gauge>,
@@ -63,7 +70,6 @@ impl Metrics {
         let store_timeouts = Counter::default();
         let rate_limit_fallbacks = Counter::default();
         let usage = UsageMetrics::default();
-        let alerts = Family::<Labels, Counter>::default();
         let outbox_depth = Gauge::default();
         let outbox_emails = Family::<Labels, Gauge>::default();
         let connections_open = Gauge::default();
@@ -110,8 +116,8 @@ impl Metrics {
         );
         registry.register(
             "alerts",
-            "Owner alerts queued, by kind (still_in_use)",
-            alerts.clone(),
+            "Owner alerts queued, by kind (still_in_use, new_network, usage_spike)",
+            usage.alerts.clone(),
         );
         registry.register(
             "usage_queue_depth",
@@ -184,7 +190,6 @@ impl Metrics {
             noncurrent_key_uses,
             store_timeouts,
             rate_limit_fallbacks,
-            alerts,
             usage,
             outbox_depth,
             outbox_emails,
@@ -242,7 +247,7 @@ impl Metrics {
     }
 
     pub fn alert(&self, kind: &'static str) {
-        self.labelled(&self.alerts, "kind", kind);
+        self.usage.alert(kind);
     }
 
     pub fn tls_reload(&self, result: &'static str) {

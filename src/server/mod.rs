@@ -4,6 +4,7 @@
 //! in [`error::ApiError`]. This module never prints; it logs with
 //! `tracing`, never a token or key.
 
+mod alerts;
 mod auth;
 mod body;
 mod error;
@@ -18,6 +19,7 @@ mod state;
 mod tls;
 mod usage_log;
 
+pub use alerts::AlertConfig;
 pub use auth::{client_ip, parse_bearer};
 pub use error::ApiError;
 pub use listener::{

@@ -4,7 +4,7 @@ use super::body::BodyBudget;
 use super::metrics::Metrics;
 use super::rate_limit::{RateLimitMode, RateLimits};
 use super::usage_log::UsageLog;
-use crate::keystore::{KeyStore, STILL_IN_USE, StoreError};
+use crate::keystore::{KeyStore, NewAlert, STILL_IN_USE, StoreError};
 use crate::partner::GithubKeys;
 use ipnet::IpNet;
 use std::collections::{HashMap, HashSet};
@@ -52,6 +52,8 @@ pub struct ServerConfig {
     /// A key revoked because it leaked and tried again this long after its
     /// revocation gets its owner one "still in use" alert.
     pub alert_revoked_use_after: Duration,
+    /// The new-network and spike alerts' thresholds, and the webhook.
+    pub alerts: super::AlertConfig,
 }
 
 /// How long after a leaked key's revocation a use of it alerts, by default.
@@ -72,6 +74,7 @@ impl Default for ServerConfig {
             usage_retention: Some(DEFAULT_USAGE_RETENTION),
             usage_queue: super::usage_log::DEFAULT_QUEUE,
             alert_revoked_use_after: DEFAULT_ALERT_REVOKED_USE_AFTER,
+            alerts: super::AlertConfig::default(),
         }
     }
 }
@@ -204,7 +207,15 @@ impl AppState {
         let inner = self.inner.clone();
         let id = id.to_string();
         tokio::spawn(async move {
-            match inner.store.queue_alert(&id, STILL_IN_USE, now).await {
+            let alert = NewAlert {
+                key_id: &id,
+                kind: STILL_IN_USE,
+                dedup: "",
+                evidence: None,
+                at: now,
+                webhook: inner.config.alerts.webhook.as_deref(),
+            };
+            match inner.store.queue_alert(&alert).await {
                 Ok(true) => {
                     inner.metrics.alert("still_in_use");
                     tracing::info!(key = id, "revoked key still in use: owner alert queued");
@@ -253,9 +264,16 @@ impl AppState {
     /// Starts the periodic clean-up of per-key memory, and the shared
     /// rate limiter's reports (every second) and pruning (once a minute).
     pub(super) fn start_housekeeping(&self) {
-        self.inner
-            .usage
-            .start_writer(self.inner.store.clone(), self.inner.metrics.usage.clone());
+        let watcher = super::alerts::Watcher::new(
+            self.inner.store.clone(),
+            self.inner.config.alerts.clone(),
+            self.inner.metrics.usage.clone(),
+        );
+        self.inner.usage.start_writer(
+            self.inner.store.clone(),
+            self.inner.metrics.usage.clone(),
+            watcher,
+        );
         if matches!(self.inner.limits, RateLimits::Shared(_)) {
             let weak = Arc::downgrade(&self.inner);
             tokio::spawn(async move {

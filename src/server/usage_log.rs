@@ -3,6 +3,7 @@
 //! deletes records past the retention. A full queue drops the record and
 //! counts it: a check never waits for the log.
 
+use super::alerts::Watcher;
 use super::metrics::UsageMetrics;
 use crate::keystore::{KeyStore, UsageRecord};
 use std::sync::{Arc, Mutex};
@@ -61,12 +62,12 @@ impl UsageLog {
     }
 
     /// Starts the writer (once); it ends when the log is dropped.
-    pub fn start_writer(&self, store: Arc<dyn KeyStore>, metrics: UsageMetrics) {
+    pub fn start_writer(&self, store: Arc<dyn KeyStore>, metrics: UsageMetrics, watcher: Watcher) {
         let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
         let retention = self.retention;
-        tokio::spawn(write_forever(rx, store, metrics, retention));
+        tokio::spawn(write_forever(rx, store, metrics, retention, watcher));
     }
 }
 
@@ -75,9 +76,11 @@ async fn write_forever(
     store: Arc<dyn KeyStore>,
     metrics: UsageMetrics,
     retention: Duration,
+    mut watcher: Watcher,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut watch = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => {
@@ -85,9 +88,12 @@ async fn write_forever(
                     break;
                 }
                 metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
-                write_batch(&*store, &batch, &metrics).await;
+                if write_batch(&*store, &batch, &metrics).await {
+                    watcher.after_batch(&batch).await;
+                }
                 batch.clear();
             }
+            _ = watch.tick() => watcher.run_due().await,
             _ = prune.tick() => {
                 let before = OffsetDateTime::now_utc() - retention;
                 match store.prune_usage(before).await {
@@ -102,8 +108,8 @@ async fn write_forever(
 
 /// Writes one batch, retrying once; a batch the store refuses twice is
 /// dropped and counted (the queue keeps filling meanwhile, and would drop
-/// records anyway).
-async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &UsageMetrics) {
+/// records anyway). Whether it was written.
+async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &UsageMetrics) -> bool {
     let mut error = None;
     for attempt in 0..2 {
         if attempt > 0 {
@@ -112,7 +118,7 @@ async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &Usag
         match store.record_usage(batch).await {
             Ok(()) => {
                 metrics.written.inc_by(batch.len() as u64);
-                return;
+                return true;
             }
             Err(e) => error = Some(e),
         }
@@ -121,4 +127,5 @@ async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &Usag
         tracing::warn!(error = %e, records = batch.len(), "usage records not written; dropped");
     }
     metrics.dropped_by("store_error", batch.len() as u64);
+    false
 }
