@@ -8,6 +8,8 @@
 #   pg2/shared         two replicas on one PostgreSQL, counting in the store
 #   pg2/off            the same, --rate-limits off
 #   pg2/shared-nolog   the same as pg2/shared, --no-usage-log
+#   pg2/off-nolog      the same as pg2/off, --no-usage-log (the usage log's
+#                      own cost on PostgreSQL, without the counter's)
 # wrk from a second process on loopback (one wrk per replica, their
 # rates summed); requests rotate over 2,000 keys so that no key crosses its
 # limit and every answer should be 200.
@@ -124,6 +126,8 @@ for _ in $(seq "$rounds"); do
   measure pg2/off "${addrs[@]}"; stop_all
   for _ in 1 2; do start "$bin" "$pgurl" --rate-limits shared --no-usage-log; done
   measure pg2/shared-nolog "${addrs[@]}"; stop_all
+  for _ in 1 2; do start "$bin" "$pgurl" --rate-limits off --no-usage-log; done
+  measure pg2/off-nolog "${addrs[@]}"; stop_all
 done
 python3 - "$work/results" <<'PY'
 import sys, collections
@@ -138,4 +142,5 @@ print(f"sqlite/local vs ref:        {mean['sqlite/local'] / mean['ref']:.2f}x")
 print(f"pg2/shared vs pg2/off:      {mean['pg2/shared'] / mean['pg2/off']:.2f}x  (rate limits' cost, goal >= 0.80)")
 print(f"sqlite/local vs local-nolog: {mean['sqlite/local'] / mean['sqlite/local-nolog']:.2f}x  (usage log's cost, goal >= 0.85)")
 print(f"pg2/shared vs shared-nolog:  {mean['pg2/shared'] / mean['pg2/shared-nolog']:.2f}x  (usage log's cost, goal >= 0.85)")
+print(f"pg2/off vs off-nolog:        {mean['pg2/off'] / mean['pg2/off-nolog']:.2f}x  (usage log's cost alone, goal >= 0.85)")
 PY

@@ -377,6 +377,32 @@ fn a_check_never_waits_for_the_log_and_overflow_is_counted() {
     );
 }
 
+#[test]
+fn queued_records_are_written_before_a_graceful_stop() {
+    let db = TestDb::sqlite();
+    let (key, id) = make(&db, "k", &[]);
+    let server = Server::start(db.url(), &[]);
+    // The writer is held up: what the checks log stays queued.
+    let lock = WriteLock::hold(&db.sqlite_path().unwrap());
+    for _ in 0..25 {
+        assert_eq!(key_info(&server, &key).status, 200);
+    }
+    server.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_secs(2));
+    drop(lock);
+    eventually("the server stops", Duration::from_secs(30), || {
+        server.log_text().contains("keywarden: stopped")
+    });
+    let log = server.log_text();
+    assert!(
+        log.contains("usage records written before stopping"),
+        "{log}"
+    );
+    drop(server);
+    let summary = activity(&db, &id, "1h");
+    assert_eq!(summary["activity"]["requests"], 25, "{summary}");
+}
+
 /// Holds the write lock of a SQLite file until dropped.
 struct WriteLock(std::process::Child);
 

@@ -196,8 +196,19 @@ pub async fn serve(
     if let Some(admin) = admin {
         let _ = admin.await;
     }
+    // The last requests' usage records, before the process ends.
+    match state.inner.usage.flush(USAGE_FLUSH_LIMIT).await {
+        Some(n) => tracing::info!(records = n, "usage records written before stopping"),
+        None => tracing::warn!(
+            limit_s = USAGE_FLUSH_LIMIT.as_secs(),
+            "usage records still queued at the stop were not all written in time; the rest are lost"
+        ),
+    }
     Ok(())
 }
+
+/// How long a stopping server waits for its queued usage records.
+const USAGE_FLUSH_LIMIT: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// Reloads the certificate on SIGHUP and when its files change; a reload
 /// that fails keeps the certificate in use and logs why.

@@ -9,7 +9,7 @@ use crate::keystore::{KeyStore, UsageRecord};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, oneshot};
 
 /// Records the queue holds at most, by default.
 pub const DEFAULT_QUEUE: usize = 65_536;
@@ -26,12 +26,17 @@ pub struct UsageLog {
     /// The writer's end until the writer starts.
     rx: Mutex<Option<mpsc::Receiver<UsageRecord>>>,
     retention: Duration,
+    /// Asks the writer to write everything queued, and answers when done.
+    flush_tx: mpsc::Sender<oneshot::Sender<usize>>,
+    flush_rx: Mutex<Option<mpsc::Receiver<oneshot::Sender<usize>>>>,
 }
 
 impl UsageLog {
     /// A log that keeps records for `retention` and queues at most
     /// `queue`; `None`: no log.
     pub fn new(retention: Option<Duration>, queue: usize) -> Self {
+        let (flush_tx, flush_rx) = mpsc::channel(1);
+        let flush_rx = Mutex::new(Some(flush_rx));
         match retention {
             Some(retention) => {
                 let (tx, rx) = mpsc::channel(queue.max(1));
@@ -39,14 +44,33 @@ impl UsageLog {
                     tx: Some(tx),
                     rx: Mutex::new(Some(rx)),
                     retention,
+                    flush_tx,
+                    flush_rx,
                 }
             }
             None => UsageLog {
                 tx: None,
                 rx: Mutex::new(None),
                 retention: Duration::ZERO,
+                flush_tx,
+                flush_rx,
             },
         }
+    }
+
+    /// Writes what is queued, waiting at most `limit`: at a graceful stop,
+    /// after the last request. How many records it wrote; `None` when the
+    /// writer did not finish in time (what is left is lost).
+    pub async fn flush(&self, limit: Duration) -> Option<usize> {
+        if self.tx.is_none() {
+            return Some(0);
+        }
+        let (done_tx, done_rx) = oneshot::channel();
+        let asked = async {
+            self.flush_tx.send(done_tx).await.ok()?;
+            done_rx.await.ok()
+        };
+        tokio::time::timeout(limit, asked).await.ok().flatten()
     }
 
     pub fn is_on(&self) -> bool {
@@ -66,13 +90,17 @@ impl UsageLog {
         let Some(rx) = self.rx.lock().ok().and_then(|mut rx| rx.take()) else {
             return;
         };
+        let Some(flush) = self.flush_rx.lock().ok().and_then(|mut rx| rx.take()) else {
+            return;
+        };
         let retention = self.retention;
-        tokio::spawn(write_forever(rx, store, metrics, retention, watcher));
+        tokio::spawn(write_forever(rx, flush, store, metrics, retention, watcher));
     }
 }
 
 async fn write_forever(
     mut rx: mpsc::Receiver<UsageRecord>,
+    mut flush: mpsc::Receiver<oneshot::Sender<usize>>,
     store: Arc<dyn KeyStore>,
     metrics: UsageMetrics,
     retention: Duration,
@@ -94,6 +122,23 @@ async fn write_forever(
                 batch.clear();
             }
             _ = watch.tick() => watcher.run_due().await,
+            Some(done) = flush.recv() => {
+                let mut written = 0;
+                loop {
+                    while batch.len() < BATCH {
+                        let Ok(record) = rx.try_recv() else { break };
+                        batch.push(record);
+                    }
+                    if batch.is_empty() {
+                        break;
+                    }
+                    if write_batch(&*store, &batch, &metrics).await {
+                        written += batch.len();
+                    }
+                    batch.clear();
+                }
+                let _ = done.send(written);
+            }
             _ = prune.tick() => {
                 let before = OffsetDateTime::now_utc() - retention;
                 match store.prune_usage(before).await {
