@@ -133,6 +133,11 @@ pub struct ConfigArgs {
     /// base commit).
     #[arg(long, value_name = "REV", conflicts_with = "config")]
     pub config_from: Option<String>,
+    /// Also find keys inside base64, percent-encoding and \\u/\\x escapes,
+    /// nested this deep (2: base64 inside base64); 0 turns decoding off.
+    #[arg(long, value_name = "N", default_value_t = 2,
+          value_parser = clap::value_parser!(u8).range(0..=3))]
+    pub max_decode_depth: u8,
 }
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h`.

@@ -332,7 +332,8 @@ impl Prepared {
                 .get_or_insert_with(Baseline::default)
                 .extend(ignored);
         }
-        let scanner = Scanner::new(&rule_set)?;
+        let scanner = Scanner::new(&rule_set)?
+            .with_decode_depth(usize::from(config.max_decode_depth), &rule_set);
         let output = Output::open(report.output.as_deref())?;
         Ok(Prepared {
             rule_set,

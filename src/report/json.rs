@@ -26,6 +26,9 @@ struct JsonFinding<'a> {
     /// `live`, `invalid` or `unknown` when `--verify` ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     verification: Option<&'static str>,
+    /// How the secret was encoded, from the outside in; absent when plain.
+    #[serde(skip_serializing_if = "<[_]>::is_empty")]
+    encoding: &'a [&'static str],
 }
 
 #[derive(Serialize)]
@@ -59,6 +62,7 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
         }),
         blob: f.blob.as_deref(),
         verification: f.verification.map(|v| v.as_str()),
+        encoding: &f.encoding,
     }
 }
 

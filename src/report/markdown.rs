@@ -41,12 +41,13 @@ pub(super) fn write(
             .unwrap_or_default();
         write!(
             out,
-            "| {} | `{}` | {} | {} | `{}` |",
+            "| {} | `{}` | {} | {} | `{}`{} |",
             cell(&f.rule_id),
             cell(&f.path),
             f.line,
             commit,
-            cell(&ctx.secret_text(f))
+            cell(&ctx.secret_text(f)),
+            super::encoding_note(f)
         )?;
         if verified {
             let status = f.verification.map_or("not verifiable", |v| v.as_str());

@@ -59,9 +59,21 @@ pub struct ReportContext<'a> {
 /// ` (verified live)` and the like, for one-line messages; empty when the
 /// finding was not verified.
 pub(crate) fn verification_note(f: &Finding) -> String {
-    f.verification
+    let verified = f
+        .verification
         .map(|v| format!(" (verified {v})"))
-        .unwrap_or_default()
+        .unwrap_or_default();
+    format!("{}{verified}", encoding_note(f))
+}
+
+/// ` (decoded from base64 > base64)` for a secret found encoded, or
+/// nothing.
+pub(crate) fn encoding_note(f: &Finding) -> String {
+    if f.encoding.is_empty() {
+        String::new()
+    } else {
+        format!(" (decoded from {})", f.encoding.join(" > "))
+    }
 }
 
 impl ReportContext<'_> {

@@ -168,9 +168,14 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
         Some(i) => builder.rule_index(i as i64).build(),
         None => builder.build(),
     };
+    let mut props = BTreeMap::new();
     if let Some(v) = f.verification {
-        let mut props = BTreeMap::new();
         props.insert("verification".to_string(), serde_json::json!(v.as_str()));
+    }
+    if !f.encoding.is_empty() {
+        props.insert("encoding".to_string(), serde_json::json!(f.encoding));
+    }
+    if !props.is_empty() {
         result.properties = Some(PropertyBag::builder().additional_properties(props).build());
     }
     result

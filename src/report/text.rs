@@ -54,6 +54,13 @@ pub(super) fn write(
         if f.binary {
             write!(out, "  {DIM}(binary file){DIM:#}")?;
         }
+        if !f.encoding.is_empty() {
+            write!(
+                out,
+                "  {DIM}(decoded from {}){DIM:#}",
+                f.encoding.join(" > ")
+            )?;
+        }
         writeln!(out)?;
         if let Some(c) = &f.commit {
             writeln!(

@@ -217,6 +217,7 @@ mod tests {
             commit: None,
             blob: None,
             verification: None,
+            encoding: Vec::new(),
         }
     }
 

@@ -69,14 +69,27 @@ impl Sink for Collector<'_> {
                 suppressed.allowlist += 1;
                 continue;
             }
-            if has_inline_allow(unit.data, m.secret.clone()) {
+            let allowed_inline = match &unit.decoded {
+                Some(d) => INLINE_ALLOW
+                    .iter()
+                    .any(|marker| memchr::memmem::find(d.context, marker).is_some()),
+                None => has_inline_allow(unit.data, m.secret.clone()),
+            };
+            if allowed_inline {
                 suppressed.inline += 1;
                 continue;
             }
-            let start = cursor.1.advance(&unit.data[cursor.0..m.secret.start]);
-            cursor = (m.secret.start, start);
-            let last_char = last_char_start(secret);
-            let end = start.advance(&secret[..last_char]);
+            let (start, end) = match &unit.decoded {
+                // Decoded bytes have no place of their own: the encoded
+                // span's.
+                Some(d) => (d.at, d.end),
+                None => {
+                    let start = cursor.1.advance(&unit.data[cursor.0..m.secret.start]);
+                    cursor = (m.secret.start, start);
+                    let last_char = last_char_start(secret);
+                    (start, start.advance(&secret[..last_char]))
+                }
+            };
             let secret = Secret::new(secret);
             found.push(Finding {
                 rule_id: rule.id.clone(),
@@ -93,6 +106,7 @@ impl Sink for Collector<'_> {
                 commit: commit.clone(),
                 blob: blob.clone(),
                 verification: None,
+                encoding: unit.decoded.map(|d| d.chain.to_vec()).unwrap_or_default(),
             });
         }
         self.stats.findings.fetch_add(found.len() as u64, Relaxed);

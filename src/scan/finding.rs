@@ -33,6 +33,9 @@ pub struct Finding {
     pub blob: Option<String>,
     /// Whether the secret still works, when `--verify` asked.
     pub verification: Option<Liveness>,
+    /// How the secret was encoded where it was found, from the outside in
+    /// (`["base64"]`); empty when it was there as it is.
+    pub encoding: Vec<&'static str>,
 }
 
 /// The answer of a rule's liveness check for a secret.

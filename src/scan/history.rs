@@ -159,17 +159,18 @@ impl Scanner {
         stats.blobs_total.store(distinct.len() as u64, Relaxed);
         stats.set_phase(Phase::Blobs);
         let collector = self.collector(stats, on_warning);
+        let sink = self.decoding(&collector);
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
             .expect("a thread pool with default settings builds");
         pool.install(|| {
             distinct.par_iter().for_each_init(
-                || (Repository::open(git_dir), collector.new_worker()),
+                || (Repository::open(git_dir), sink.new_worker()),
                 |(repo, worker), site| match repo {
-                    Ok(repo) => scan_blob(repo, site, opts.max_file_size, &collector, worker),
+                    Ok(repo) => scan_blob(repo, site, opts.max_file_size, &sink, worker),
                     // Never skip a blob silently.
-                    Err(e) => collector.warning(SourceWarning::Walk(format!(
+                    Err(e) => sink.warning(SourceWarning::Walk(format!(
                         "blob {} ({}): not scanned: cannot open the repository: {}",
                         site.blob,
                         site.path,
@@ -371,6 +372,7 @@ pub(super) fn scan_blob<S: Sink>(
             keep: 0..data.len(),
             start: Position::START,
             binary: looks_binary(data),
+            decoded: None,
         },
     );
     sink.input_done(worker, data.len() as u64);

@@ -18,6 +18,7 @@ pub use finding::{Finding, Liveness, fingerprint, sort_findings};
 
 use crate::matcher::{Matcher, MatcherError};
 use crate::rules::{Allowlist, RuleSet};
+use crate::sources::decode::{DEFAULT_DEPTH, Decoder, Decoding};
 use crate::sources::{self, SourceWarning, fs::WalkOptions};
 use collect::Collector;
 use std::io::Read;
@@ -94,15 +95,24 @@ pub struct ScanResult {
 pub struct Scanner {
     matcher: Matcher,
     allowlist: Allowlist,
+    decoder: Decoder,
 }
 
 impl Scanner {
-    /// Compiles `rules` for scanning.
+    /// Compiles `rules` for scanning, decoding encoded spans to the
+    /// default depth.
     pub fn new(rules: &RuleSet) -> Result<Self, MatcherError> {
         Ok(Scanner {
             matcher: Matcher::new(&rules.rules)?,
             allowlist: rules.allowlist.clone(),
+            decoder: decoder_for(rules, DEFAULT_DEPTH),
         })
+    }
+
+    /// Decodes nested encodings down to `depth` (0: not at all).
+    pub fn with_decode_depth(mut self, depth: usize, rules: &RuleSet) -> Self {
+        self.decoder = decoder_for(rules, depth);
+        self
     }
 
     /// The compiled matcher.
@@ -124,7 +134,7 @@ impl Scanner {
             ..walk.clone()
         };
         let skip = |path: &str| self.allowlist.allows_path(path);
-        sources::fs::walk(&walk, &skip, &collector);
+        sources::fs::walk(&walk, &skip, &self.decoding(&collector));
         finish(collector)
     }
 
@@ -137,8 +147,21 @@ impl Scanner {
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> std::io::Result<ScanResult> {
         let collector = self.collector(stats, on_warning);
-        sources::stdin::scan_reader(reader, name, self.matcher.overlap(), &collector)?;
+        sources::stdin::scan_reader(
+            reader,
+            name,
+            self.matcher.overlap(),
+            &self.decoding(&collector),
+        )?;
         Ok(finish(collector))
+    }
+
+    /// `sink`, also fed what encoded spans decode to.
+    fn decoding<'a, S: sources::Sink>(&'a self, sink: &'a S) -> Decoding<'a, S> {
+        Decoding {
+            inner: sink,
+            decoder: &self.decoder,
+        }
     }
 
     fn collector<'a>(
@@ -155,6 +178,16 @@ impl Scanner {
             suppressed: Mutex::default(),
         }
     }
+}
+
+/// The decoder of every rule's keywords.
+fn decoder_for(rules: &RuleSet, depth: usize) -> Decoder {
+    let keywords: Vec<&str> = rules
+        .rules
+        .iter()
+        .flat_map(|r| r.keywords.iter().map(String::as_str))
+        .collect();
+    Decoder::new(&keywords, depth)
 }
 
 fn finish(collector: Collector<'_>) -> ScanResult {

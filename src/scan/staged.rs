@@ -19,12 +19,13 @@ impl Scanner {
         let repo = git::open(repo_path)?;
         let staged = git::staged_files(&repo)?;
         let collector = self.collector(stats, on_warning);
-        let mut worker = collector.new_worker();
+        let sink = self.decoding(&collector);
+        let mut worker = sink.new_worker();
         for file in &staged {
             if self.allowlist.allows_path(&file.path) {
                 continue;
             }
-            self.scan_index_blob(&repo, &collector, &mut worker, file.blob, &file.path);
+            self.scan_index_blob(&repo, &sink, &mut worker, file.blob, &file.path);
         }
         let mut result = finish(collector);
         // Binary files have no line diff: keep secrets the old version lacked.
@@ -34,8 +35,9 @@ impl Scanner {
             };
             let quiet = ScanStats::default();
             let c = self.collector(&quiet, on_warning);
-            let mut w = c.new_worker();
-            self.scan_index_blob(&repo, &c, &mut w, oid, path);
+            let sink = self.decoding(&c);
+            let mut w = sink.new_worker();
+            self.scan_index_blob(&repo, &sink, &mut w, oid, path);
             finish(c)
                 .findings
                 .into_iter()

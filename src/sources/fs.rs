@@ -182,6 +182,7 @@ fn scan_file<S: Sink>(
             keep: 0..buf.len(),
             start: super::Position::START,
             binary: looks_binary(buf),
+            decoded: None,
         },
     );
     sink.input_done(worker, buf.len() as u64);
@@ -210,6 +211,7 @@ fn scan_mapped<S: Sink>(
                 keep: chunk.keep.clone(),
                 start: chunk.start,
                 binary,
+                decoded: None,
             },
         );
         // Pages before the next chunk's context are never read again.

@@ -7,6 +7,7 @@
 //! goes on.
 
 mod chunk;
+pub mod decode;
 pub mod fs;
 pub mod git;
 pub mod stdin;
@@ -65,6 +66,9 @@ pub struct Unit<'a> {
     pub start: Position,
     /// Whether the input looks binary (a NUL byte near its start).
     pub binary: bool,
+    /// For bytes decoded from an encoded span: where the span is and how
+    /// it was encoded. Every match in the unit is placed at the span.
+    pub decoded: Option<decode::Decoded<'a>>,
 }
 
 /// Something a source could not read, and went on without.

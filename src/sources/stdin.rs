@@ -24,6 +24,7 @@ pub fn scan_reader<S: Sink>(
                 keep: chunk.keep,
                 start: chunk.start,
                 binary,
+                decoded: None,
             },
         );
     })?;
