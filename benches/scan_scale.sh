@@ -3,6 +3,8 @@
 #
 #   benches/scan_scale.sh [SIZE_MB]        (default 2048)
 #
+# keywarden is timed with decoding on (the default, depth 2) and off
+# (--max-decode-depth 0), beside rg, in the same run.
 # Makes the corpus with ../shared/bench/make_scale_corpus.py (kept outside the
 # repository, under $BENCH_DATA, default /tmp/kw-bench), warms the page cache,
 # times `keywarden scan --no-ignore --format json` and
@@ -37,6 +39,7 @@ ref=()
 [ -z "${KEYWARDEN_REF:-}" ] || ref=(-n reference "$KEYWARDEN_REF scan --no-ignore --format json -q $CORPUS")
 hyperfine -N --warmup 2 --runs "$RUNS" -i --export-json "$BENCH_DATA/scan_scale.json" \
   -n keywarden "$KW scan --no-ignore --format json -q $CORPUS" \
+  -n keywarden-nodecode "$KW scan --no-ignore --format json -q --max-decode-depth 0 $CORPUS" \
   -n rg "rg --no-ignore --hidden -a -c sk-or-v1-[0-9a-f]{64} $CORPUS" \
   ${ref[@]+"${ref[@]}"}
 
@@ -44,7 +47,10 @@ python3 - "$BENCH_DATA/scan_scale.json" <<'PY'
 import json, sys
 r = {x["command"]: x for x in json.load(open(sys.argv[1]))["results"]}
 kw, rg = r["keywarden"], r["rg"]
-print(f"median: keywarden {kw['median']:.3f}s, rg {rg['median']:.3f}s, ratio {kw['median']/rg['median']:.2f} (goal <= 1.25)")
+print(f"median: keywarden {kw['median']:.3f}s (decoding on, depth 2), rg {rg['median']:.3f}s, ratio {kw['median']/rg['median']:.2f} (goal <= 1.25)")
+off = r["keywarden-nodecode"]
+print(f"median: keywarden --max-decode-depth 0 {off['median']:.3f}s, ratio to rg {off['median']/rg['median']:.2f}; "
+      f"decoding's cost {kw['median']/off['median']:.3f}x")
 if "reference" in r:
     ref = r["reference"]
     print(f"median: reference {ref['median']:.3f}s, ratio to rg {ref['median']/rg['median']:.2f}; "
