@@ -138,6 +138,29 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub max_decode_depth: u8,
+    /// Scan archives (zip, jar, whl, tar, tar.gz, gz…) as they are, not
+    /// as their members.
+    #[arg(long)]
+    pub no_archives: bool,
+    /// Open archives inside archives this deep (1: no nesting).
+    #[arg(long, value_name = "N", default_value_t = 3,
+          value_parser = clap::value_parser!(u8).range(1..=8))]
+    pub max_archive_depth: u8,
+    /// What one archive may expand to; past it the rest is skipped with a
+    /// warning (e.g. 5GiB, 100MB).
+    #[arg(long, value_name = "SIZE", default_value = "5GiB", value_parser = crate::cli::scan_cmd::parse_size)]
+    pub max_archive_bytes: u64,
+}
+
+impl ConfigArgs {
+    /// The archive limits these flags ask for; `None` with --no-archives.
+    pub fn archive_limits(&self) -> Option<keywarden::sources::archive::ArchiveLimits> {
+        (!self.no_archives).then(|| keywarden::sources::archive::ArchiveLimits {
+            max_depth: usize::from(self.max_archive_depth),
+            max_bytes: self.max_archive_bytes,
+            ..Default::default()
+        })
+    }
 }
 
 /// Parses a duration such as `500ms`, `30s`, `5m` or `1h`.

@@ -287,6 +287,7 @@ pub fn run(args: ScanArgs) -> anyhow::Result<u8> {
                     .into_iter()
                     .collect(),
                 shown_as: args.paths.iter().map(|p| shown_as(p)).collect(),
+                archives: None,
             };
             Ok(prepared.scanner.scan_paths(&walk, &stats, on_warning))
         }
@@ -333,7 +334,8 @@ impl Prepared {
                 .extend(ignored);
         }
         let scanner = Scanner::new(&rule_set)?
-            .with_decode_depth(usize::from(config.max_decode_depth), &rule_set);
+            .with_decode_depth(usize::from(config.max_decode_depth), &rule_set)
+            .with_archives(config.archive_limits());
         let output = Output::open(report.output.as_deref())?;
         Ok(Prepared {
             rule_set,

@@ -29,6 +29,10 @@ struct JsonFinding<'a> {
     /// How the secret was encoded, from the outside in; absent when plain.
     #[serde(skip_serializing_if = "<[_]>::is_empty")]
     encoding: &'a [&'static str],
+    /// For a secret inside an archive: the member (`path` is
+    /// `ARCHIVE!MEMBER`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    member: Option<&'a str>,
 }
 
 #[derive(Serialize)]
@@ -63,6 +67,7 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
         blob: f.blob.as_deref(),
         verification: f.verification.map(|v| v.as_str()),
         encoding: &f.encoding,
+        member: f.member.as_deref(),
     }
 }
 

@@ -122,6 +122,14 @@ fn descriptor(rule: &Rule) -> ReportingDescriptor {
         .build()
 }
 
+/// ` in member M` for a secret inside an archive.
+fn member_note(f: &Finding) -> String {
+    f.member
+        .as_deref()
+        .map(|m| format!(" in member {m}"))
+        .unwrap_or_default()
+}
+
 fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
     let region = Region::builder()
         .start_line(f.line as i64)
@@ -132,7 +140,7 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
     let location = Location::builder()
         .physical_location(
             PhysicalLocation::builder()
-                .artifact_location(ArtifactLocation::builder().uri(uri(&f.path)).build())
+                .artifact_location(ArtifactLocation::builder().uri(uri(f.file_path())).build())
                 .region(region)
                 .build(),
         )
@@ -146,15 +154,17 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
             Message::builder()
                 .text(match &f.commit {
                     Some(c) => format!(
-                        "{} found: {}{} ({})",
+                        "{} found{}: {}{} ({})",
                         f.description,
+                        member_note(f),
                         ctx.secret_text(f),
                         super::verification_note(f),
                         super::commit::one_line(c)
                     ),
                     None => format!(
-                        "{} found: {}{}",
+                        "{} found{}: {}{}",
                         f.description,
+                        member_note(f),
                         ctx.secret_text(f),
                         super::verification_note(f)
                     ),
@@ -174,6 +184,9 @@ fn result(f: &Finding, rules: &[Rule], ctx: &ReportContext<'_>) -> SarifResult {
     }
     if !f.encoding.is_empty() {
         props.insert("encoding".to_string(), serde_json::json!(f.encoding));
+    }
+    if let Some(member) = &f.member {
+        props.insert("member".to_string(), serde_json::json!(member));
     }
     if !props.is_empty() {
         result.properties = Some(PropertyBag::builder().additional_properties(props).build());

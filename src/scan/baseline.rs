@@ -218,6 +218,7 @@ mod tests {
             blob: None,
             verification: None,
             encoding: Vec::new(),
+            member: None,
         }
     }
 

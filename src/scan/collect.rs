@@ -45,7 +45,8 @@ impl Sink for Collector<'_> {
             return;
         }
         let path = unit.origin.display_path();
-        let (commit, blob) = match unit.origin {
+        let member = unit.origin.member_path();
+        let (commit, blob) = match unit.origin.outermost() {
             crate::sources::Origin::Blob { commit, blob, .. } => {
                 (commit.clone(), Some(blob.clone()))
             }
@@ -107,6 +108,7 @@ impl Sink for Collector<'_> {
                 blob: blob.clone(),
                 verification: None,
                 encoding: unit.decoded.map(|d| d.chain.to_vec()).unwrap_or_default(),
+                member: member.clone(),
             });
         }
         self.stats.findings.fetch_add(found.len() as u64, Relaxed);

@@ -36,6 +36,23 @@ pub struct Finding {
     /// How the secret was encoded where it was found, from the outside in
     /// (`["base64"]`); empty when it was there as it is.
     pub encoding: Vec<&'static str>,
+    /// For a secret inside an archive: the member's path from the
+    /// outermost archive on; `path` is then `ARCHIVE!MEMBER`.
+    pub member: Option<String>,
+}
+
+impl Finding {
+    /// The file the secret is in: for an archive member, the archive.
+    pub fn file_path(&self) -> &str {
+        match &self.member {
+            Some(member) => self
+                .path
+                .strip_suffix(member.as_str())
+                .and_then(|p| p.strip_suffix('!'))
+                .unwrap_or(&self.path),
+            None => &self.path,
+        }
+    }
 }
 
 /// The answer of a rule's liveness check for a secret.

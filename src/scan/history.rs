@@ -4,6 +4,7 @@
 
 use super::finding::fingerprint;
 use super::{Finding, Phase, ScanResult, ScanStats, Scanner, finish};
+use crate::sources::archive::{Expander, kind_of};
 use crate::sources::git::{self, BlobSite, GitError};
 use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
 use git2::{Oid, Repository};
@@ -160,6 +161,7 @@ impl Scanner {
         stats.set_phase(Phase::Blobs);
         let collector = self.collector(stats, on_warning);
         let sink = self.decoding(&collector);
+        let archives = self.expander();
         let pool = rayon::ThreadPoolBuilder::new()
             .num_threads(opts.threads)
             .build()
@@ -168,7 +170,14 @@ impl Scanner {
             distinct.par_iter().for_each_init(
                 || (Repository::open(git_dir), sink.new_worker()),
                 |(repo, worker), site| match repo {
-                    Ok(repo) => scan_blob(repo, site, opts.max_file_size, &sink, worker),
+                    Ok(repo) => scan_blob(
+                        repo,
+                        site,
+                        opts.max_file_size,
+                        archives.as_deref(),
+                        &sink,
+                        worker,
+                    ),
                     // Never skip a blob silently.
                     Err(e) => sink.warning(SourceWarning::Walk(format!(
                         "blob {} ({}): not scanned: cannot open the repository: {}",
@@ -200,9 +209,14 @@ impl Scanner {
         if rule.allowlist.allows_path(&site.path) || self.allowlist.allows_path(&site.path) {
             return None;
         }
+        // A member of an archive blob keeps its member path.
+        let path = match &f.member {
+            Some(member) => format!("{}!{member}", site.path),
+            None => site.path.clone(),
+        };
         Some(Finding {
-            path: site.path.clone(),
-            fingerprint: fingerprint(&f.rule_id, &site.path, &f.secret),
+            fingerprint: fingerprint(&f.rule_id, &path, &f.secret),
+            path,
             commit: site.commit.clone(),
             ..f.clone()
         })
@@ -335,6 +349,7 @@ pub(super) fn scan_blob<S: Sink>(
     repo: &Repository,
     site: &BlobSite,
     max_size: u64,
+    archives: Option<&Expander>,
     sink: &S,
     worker: &mut S::Worker,
 ) {
@@ -364,6 +379,13 @@ pub(super) fn scan_blob<S: Sink>(
         commit: site.commit.clone(),
         blob: site.blob.to_string(),
     };
+    if let Some(archives) = archives
+        && kind_of(&data[..data.len().min(512)]).is_some()
+    {
+        // Reading from memory cannot fail.
+        let _ = archives.expand_seekable(&origin, std::io::Cursor::new(data), sink, worker);
+        return;
+    }
     sink.unit(
         worker,
         &Unit {

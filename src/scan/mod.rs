@@ -18,10 +18,12 @@ pub use finding::{Finding, Liveness, fingerprint, sort_findings};
 
 use crate::matcher::{Matcher, MatcherError};
 use crate::rules::{Allowlist, RuleSet};
+use crate::sources::archive::{ArchiveLimits, Expander};
 use crate::sources::decode::{DEFAULT_DEPTH, Decoder, Decoding};
 use crate::sources::{self, SourceWarning, fs::WalkOptions};
 use collect::Collector;
 use std::io::Read;
+use std::sync::Arc;
 use std::sync::Mutex;
 use std::sync::atomic::Ordering::Relaxed;
 use std::sync::atomic::{AtomicU8, AtomicU64};
@@ -96,6 +98,7 @@ pub struct Scanner {
     matcher: Matcher,
     allowlist: Allowlist,
     decoder: Decoder,
+    archives: Option<ArchiveLimits>,
 }
 
 impl Scanner {
@@ -106,7 +109,21 @@ impl Scanner {
             matcher: Matcher::new(&rules.rules)?,
             allowlist: rules.allowlist.clone(),
             decoder: decoder_for(rules, DEFAULT_DEPTH),
+            archives: Some(ArchiveLimits::default()),
         })
+    }
+
+    /// Opens archives within these limits; `None`: scans them as they are.
+    pub fn with_archives(mut self, limits: Option<ArchiveLimits>) -> Self {
+        self.archives = limits;
+        self
+    }
+
+    /// A fresh expander for one scan (it counts the scan's expanded bytes).
+    fn expander(&self) -> Option<Arc<Expander>> {
+        self.archives
+            .clone()
+            .map(|limits| Arc::new(Expander::new(limits, self.matcher.overlap())))
     }
 
     /// Decodes nested encodings down to `depth` (0: not at all).
@@ -131,6 +148,7 @@ impl Scanner {
         let collector = self.collector(stats, on_warning);
         let walk = WalkOptions {
             overlap: self.matcher.overlap(),
+            archives: self.expander(),
             ..walk.clone()
         };
         let skip = |path: &str| self.allowlist.allows_path(path);

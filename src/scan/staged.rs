@@ -46,12 +46,13 @@ impl Scanner {
         };
         let mut kept = Vec::new();
         for f in result.findings {
-            let Some(file) = staged.iter().find(|s| s.path == f.path) else {
+            let Some(file) = staged.iter().find(|s| s.path == f.file_path()) else {
                 continue;
             };
-            let keep = match &file.added_lines {
-                Some(lines) => lines.contains(&f.line),
-                None => !old_secrets(file.old_blob, &file.path)
+            // Lines of an archive's member are not lines of the diff.
+            let keep = match (&file.added_lines, &f.member) {
+                (Some(lines), None) => lines.contains(&f.line),
+                _ => !old_secrets(file.old_blob, &file.path)
                     .contains(&(f.rule_id.clone(), f.secret.expose().to_vec())),
             };
             if keep {
@@ -75,6 +76,7 @@ impl Scanner {
             commit: None,
             path: path.to_string(),
         };
-        super::history::scan_blob(repo, &site, u64::MAX, sink, worker);
+        let archives = self.expander();
+        super::history::scan_blob(repo, &site, u64::MAX, archives.as_deref(), sink, worker);
     }
 }

@@ -35,6 +35,8 @@ pub struct WalkOptions {
     /// and the path it is shown as, e.g. `("../repo/src", "src")`. A path
     /// under no listed root is shown as walked.
     pub shown_as: Vec<(PathBuf, PathBuf)>,
+    /// Opens archives as their members; `None`: scans them as they are.
+    pub archives: Option<std::sync::Arc<super::archive::Expander>>,
 }
 
 impl WalkOptions {
@@ -168,12 +170,20 @@ fn scan_file<S: Sink>(
         });
     }
     if size >= MMAP_THRESHOLD {
-        scan_mapped(origin, &file, opts.overlap, sink, worker).map_err(unreadable)?;
+        scan_mapped(origin, &file, opts, sink, worker).map_err(unreadable)?;
         sink.input_done(worker, size);
         return Ok(());
     }
     buf.clear();
     file.read_to_end(buf).map_err(unreadable)?;
+    if let Some(archives) = &opts.archives
+        && super::archive::kind_of(buf).is_some()
+    {
+        archives
+            .expand_seekable(origin, std::io::Cursor::new(&buf[..]), sink, worker)
+            .map_err(unreadable)?;
+        return Ok(());
+    }
     sink.unit(
         worker,
         &Unit {
@@ -192,14 +202,21 @@ fn scan_file<S: Sink>(
 fn scan_mapped<S: Sink>(
     origin: &Origin,
     file: &File,
-    overlap: usize,
+    opts: &WalkOptions,
     sink: &S,
     worker: &mut S::Worker,
 ) -> std::io::Result<()> {
+    let overlap = opts.overlap;
     // SAFETY: the map is read-only and private; a file truncated by another
     // process while being scanned can fault, as with any mmap reader.
     let map = unsafe { memmap2::Mmap::map(file)? };
     map.advise(memmap2::Advice::Sequential)?;
+    if let Some(archives) = &opts.archives
+        && super::archive::kind_of(&map[..map.len().min(512)]).is_some()
+    {
+        archives.expand_seekable(origin, std::io::Cursor::new(&map[..]), sink, worker)?;
+        return Ok(());
+    }
     let binary = looks_binary(&map);
     let mut released = 0usize;
     Chunker::new(overlap).slices(&map, |chunk| {

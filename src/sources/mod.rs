@@ -6,6 +6,7 @@
 //! finding. Problems with one input are [`SourceWarning`]s and the source
 //! goes on.
 
+pub mod archive;
 mod chunk;
 pub mod decode;
 pub mod fs;
@@ -32,6 +33,12 @@ pub enum Origin {
         commit: Option<std::sync::Arc<git::CommitInfo>>,
         blob: String,
     },
+    /// A member of an archive (which may itself be a member).
+    Member {
+        archive: std::sync::Arc<Origin>,
+        /// The member's path inside the archive, as the archive names it.
+        path: String,
+    },
 }
 
 impl Origin {
@@ -44,6 +51,28 @@ impl Origin {
             }
             Origin::Stdin(name) => name.clone(),
             Origin::Blob { path, .. } => path.clone(),
+            Origin::Member { archive, path } => format!("{}!{path}", archive.display_path()),
+        }
+    }
+
+    /// The file, stream or blob the input is in (an archive member's
+    /// outermost archive).
+    pub fn outermost(&self) -> &Origin {
+        match self {
+            Origin::Member { archive, .. } => archive.outermost(),
+            other => other,
+        }
+    }
+
+    /// For an archive member: its path from the outermost archive on
+    /// (`inner.tar!app/.env`).
+    pub fn member_path(&self) -> Option<String> {
+        match self {
+            Origin::Member { archive, path } => Some(match archive.member_path() {
+                Some(outer) => format!("{outer}!{path}"),
+                None => path.clone(),
+            }),
+            _ => None,
         }
     }
 }

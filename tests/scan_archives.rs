@@ -1,0 +1,191 @@
+//! Keys inside archives (issue 18): zip, jar, whl, tar, tar.gz, gz and
+//! archives inside archives, found by the real binary in a directory, in
+//! history and in staged changes, named `ARCHIVE!MEMBER`; hostile archives
+//! (a bomb, members that climb out, an encrypted member, a broken zip) are
+//! skipped with a warning and the scan goes on.
+
+mod common;
+
+use common::{GitRepo, keywarden, scan_json};
+use serde_json::Value;
+use std::collections::BTreeSet;
+
+/// The archives of fixtures/archives/generate.py in a temp dir, and their
+/// ground truth.
+fn generated() -> (tempfile::TempDir, Value) {
+    let dir = tempfile::tempdir().unwrap();
+    let script =
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("fixtures/archives/generate.py");
+    let status = std::process::Command::new("python3")
+        .arg(script)
+        .arg(dir.path())
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let truth = std::fs::read_to_string(dir.path().join("truth.json")).unwrap();
+    (dir, serde_json::from_str(&truth).unwrap())
+}
+
+fn found(findings: &[Value]) -> BTreeSet<(String, u64, String)> {
+    findings
+        .iter()
+        .map(|f| {
+            (
+                f["path"].as_str().unwrap().to_string(),
+                f["line"].as_u64().unwrap(),
+                f["secret"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn keys_in_archives_are_found_by_member_and_hostile_ones_are_skipped_with_a_warning() {
+    let (dir, truth) = generated();
+    let tree = dir.path().join("tree");
+    let (findings, code, stderr) = scan_json(&tree, &["--show-secrets"]);
+    assert_eq!(code, 1, "{stderr}");
+    let want: BTreeSet<(String, u64, String)> = truth["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| {
+            (
+                k["path"].as_str().unwrap().to_string(),
+                k["line"].as_u64().unwrap(),
+                k["key"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(found(&findings), want, "{stderr}");
+    for w in truth["warnings"].as_array().unwrap() {
+        let (archive, says) = (w["archive"].as_str().unwrap(), w["says"].as_str().unwrap());
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(archive) && l.contains(says)),
+            "no warning about {archive} saying {says:?}: {stderr}"
+        );
+    }
+    for path in truth["silent"].as_array().unwrap() {
+        let path = path.as_str().unwrap();
+        assert!(
+            findings.iter().all(|f| f["path"] != path),
+            "{path} was scanned"
+        );
+    }
+    // Every finding in an archive names its member.
+    for f in &findings {
+        let path = f["path"].as_str().unwrap();
+        let (archive, member) = path.split_once('!').unwrap();
+        assert_eq!(f["member"], member, "{f}");
+        assert!(tree.join(archive).is_file(), "{archive}");
+    }
+}
+
+#[test]
+fn no_archives_scans_them_as_they_are_and_the_depth_is_a_flag() {
+    let (dir, truth) = generated();
+    let tree = dir.path().join("tree");
+    let (findings, _, _) = scan_json(&tree, &["--no-archives"]);
+    // Only what is stored uncompressed is seen: the jar's stored member and
+    // the plain tar's, as bytes of the archive file itself.
+    let paths: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert!(paths.iter().all(|p| !p.contains('!')), "{paths:?}");
+    assert!(paths.contains("lib/client.jar"), "{paths:?}");
+    // Depth 1: the zip inside release.tar.gz is not opened, and says so.
+    let (findings, _, stderr) = scan_json(&tree, &["--max-archive-depth", "1"]);
+    let nested = "release.tar.gz!bundle/app.zip!config/settings.json";
+    assert!(findings.iter().all(|f| f["path"] != nested));
+    assert!(stderr.contains("--max-archive-depth"), "{stderr}");
+    let all = truth["keys"].as_array().unwrap().len();
+    assert_eq!(findings.len(), all - 1);
+}
+
+#[test]
+fn an_archive_limit_stops_expansion_with_a_warning() {
+    let (dir, _) = generated();
+    let tree = dir.path().join("tree");
+    let (findings, code, stderr) = scan_json(&tree.join("logs"), &["--max-archive-bytes", "100"]);
+    assert_eq!((findings.len(), code), (0, 0), "{findings:?}");
+    assert!(stderr.contains("--max-archive-bytes"), "{stderr}");
+    let out = keywarden()
+        .args(["scan", "--max-archive-depth", "0", "."])
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn history_and_staged_open_archive_blobs() {
+    let (dir, _) = generated();
+    let tgz = std::fs::read(dir.path().join("tree/dist/leaky-pkg-1.0.0.tgz")).unwrap();
+    let repo = GitRepo::new();
+    std::fs::create_dir_all(repo.path().join("dist")).unwrap();
+    std::fs::write(repo.path().join("dist/pkg.tgz"), &tgz).unwrap();
+    repo.git(&["add", "dist/pkg.tgz"]);
+    // Staged: the member's key, named by the archive's path.
+    let out = keywarden()
+        .current_dir(repo.path())
+        .args(["staged", "--format", "json", "-q"])
+        .output()
+        .unwrap();
+    let staged: Vec<Value> = serde_json::from_slice(&out.stdout)
+        .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&out.stderr)));
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert_eq!(staged[0]["path"], "dist/pkg.tgz!package/.env");
+    repo.git(&["commit", "-q", "-m", "ship the package"]);
+    // History: the same, attributed to the commit; a rename is not a new
+    // finding, and --all-occurrences names both places.
+    repo.git(&["mv", "dist/pkg.tgz", "dist/renamed.tgz"]);
+    repo.git(&["commit", "-q", "-m", "rename"]);
+    let (first, _, stderr) = common::history_json(repo.path(), &[]);
+    assert_eq!(first.len(), 1, "{stderr}");
+    assert_eq!(first[0]["path"], "dist/pkg.tgz!package/.env");
+    let (history, _, stderr) = common::history_json(repo.path(), &["--all-occurrences"]);
+    let paths: BTreeSet<&str> = history
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from(["dist/pkg.tgz!package/.env", "dist/renamed.tgz!package/.env"]),
+        "{stderr}"
+    );
+    for f in &history {
+        assert_eq!(f["member"], "package/.env");
+        assert!(f["commit"]["id"].is_string());
+        assert_eq!(f["line"], 3);
+    }
+}
+
+#[test]
+fn sarif_points_at_the_archive_and_names_the_member() {
+    let (dir, _) = generated();
+    let out = keywarden()
+        .current_dir(dir.path().join("tree/dist"))
+        .args(["scan", "-q", "--format", "sarif"])
+        .output()
+        .unwrap();
+    let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let results = sarif["runs"][0]["results"].as_array().unwrap();
+    assert_eq!(results.len(), 2);
+    for r in results {
+        let uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+            .as_str()
+            .unwrap();
+        assert!(!uri.contains('!'), "{uri}");
+        let member = r["properties"]["member"].as_str().unwrap();
+        assert!(r["message"]["text"].as_str().unwrap().contains(member));
+    }
+    let text = keywarden()
+        .current_dir(dir.path().join("tree/dist"))
+        .args(["scan"])
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&text.stdout);
+    assert!(text.contains("leaky-pkg-1.0.0.tgz!package/.env"), "{text}");
+}
