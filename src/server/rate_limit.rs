@@ -7,9 +7,12 @@
 //! PostgreSQL store ([`SharedLimiter`]) lease tokens from counts kept there:
 //! a replica claims a few of a key's tokens (at most a sixtieth of its
 //! limit), spends them within [`LEASE`], reports what it spent about once
-//! a second and gives back what it did not spend. Claims and reports of all
-//! keys go to the store together, one statement per batch, so most
-//! requests are decided in memory. The store grants at most what is left
+//! a second and gives back what it did not spend. A lease half spent is
+//! refilled in the background before it runs out, so a steady client
+//! rarely waits for the store. Claims go to the store together, one
+//! statement per batch (the keys waiting for tokens only; every key's
+//! spends go in the report each second), so most requests are decided in
+//! memory. The store grants at most what is left
 //! of a key's 61-slot window, counting a grant where it was made and a
 //! reported spend where it was reported (never before it happened).
 //!
@@ -93,6 +96,15 @@ impl RateLimits {
             RateLimits::Off => {}
             RateLimits::Local(local) => local.forget_idle(wall_clock()),
             RateLimits::Shared(shared) => shared.forget_idle(),
+        }
+    }
+
+    /// The shared limiter's background refills: waits up to `wait` for
+    /// leases running low, then claims their next tokens.
+    pub async fn refill(&self, wait: Duration) {
+        if let RateLimits::Shared(shared) = self {
+            let _ = tokio::time::timeout(wait, shared.refill_wanted.notified()).await;
+            shared.claim_wanted().await;
         }
     }
 
@@ -227,6 +239,8 @@ struct Lease {
     slot: i64,
     /// Tokens of this lease spent so far: sizes the next claim.
     spent: u32,
+    /// Tokens the lease was granted.
+    granted: u32,
     /// Tokens spent and not yet reported to the store.
     unreported: u32,
     /// The window is full until then (the store said so).
@@ -244,6 +258,7 @@ impl Lease {
             valid_until: now,
             slot: 0,
             spent: 0,
+            granted: 0,
             unreported: 0,
             full_until: None,
             wanted: false,
@@ -256,9 +271,12 @@ impl Lease {
     /// (a second's share of it), so that the tokens replicas hold unspent
     /// never crowd out a client that stays under its limit.
     fn next_want(&self, now: Instant) -> u32 {
-        let ran_out = self.tokens == 0 && now < self.valid_until;
-        let want = if ran_out {
+        let live = now < self.valid_until;
+        let want = if live && self.tokens == 0 {
             self.spent.saturating_mul(2)
+        } else if live {
+            // Refilled early: as much as the lease had.
+            self.granted.max(self.spent)
         } else {
             self.spent
         };
@@ -268,6 +286,8 @@ impl Lease {
 
 enum Decision {
     Admit,
+    /// Admitted, and the lease is running low: refill it now.
+    AdmitRefill,
     Refuse(u64),
     Claim,
 }
@@ -280,6 +300,8 @@ pub struct SharedLimiter {
     /// Held by the one batch in flight; requests queue behind it and are
     /// claimed together in the next.
     claiming: tokio::sync::Mutex<()>,
+    /// Wakes the background refill: a lease is half spent.
+    refill_wanted: tokio::sync::Notify,
     /// Limiting on our own until then: the shared counts failed.
     fallback_until: Mutex<Option<Instant>>,
     fallback: LocalLimiter,
@@ -293,6 +315,7 @@ impl SharedLimiter {
             store_timeout,
             leases: Mutex::new(HashMap::new()),
             claiming: tokio::sync::Mutex::new(()),
+            refill_wanted: tokio::sync::Notify::new(),
             fallback_until: Mutex::new(None),
             fallback: LocalLimiter::default(),
             fallbacks,
@@ -302,6 +325,10 @@ impl SharedLimiter {
     async fn check(&self, id: &str, limit: u32) -> Result<(), u64> {
         match self.spend(id, limit) {
             Decision::Admit => return Ok(()),
+            Decision::AdmitRefill => {
+                self.refill_wanted.notify_one();
+                return Ok(());
+            }
             Decision::Refuse(secs) => return Err(secs),
             Decision::Claim => {}
         }
@@ -311,7 +338,7 @@ impl SharedLimiter {
             let _turn = self.claiming.lock().await;
             // The batch before may have brought this key's tokens.
             match self.spend(id, limit) {
-                Decision::Admit => return Ok(()),
+                Decision::Admit | Decision::AdmitRefill => return Ok(()),
                 Decision::Refuse(secs) => return Err(secs),
                 Decision::Claim => {}
             }
@@ -319,7 +346,7 @@ impl SharedLimiter {
                 let claims = self.collect(true);
                 if let Ok(decision) = self.send(claims, Some(id)).await {
                     return match decision {
-                        Decision::Admit => Ok(()),
+                        Decision::Admit | Decision::AdmitRefill => Ok(()),
                         Decision::Refuse(secs) => Err(secs),
                         // The store answered for other keys only.
                         Decision::Claim => Err(1),
@@ -355,6 +382,10 @@ impl SharedLimiter {
             lease.tokens -= 1;
             lease.spent += 1;
             lease.unreported += 1;
+            if !lease.wanted && lease.granted > 1 && lease.tokens * 2 <= lease.granted {
+                lease.wanted = true;
+                return Decision::AdmitRefill;
+            }
             return Decision::Admit;
         }
         lease.wanted = true;
@@ -366,6 +397,18 @@ impl SharedLimiter {
             .lock()
             .map(|until| until.is_some_and(|u| Instant::now() < u))
             .unwrap_or(false)
+    }
+
+    /// Claims tokens for the leases that want them, in one batch.
+    async fn claim_wanted(&self) {
+        if self.falling_back() {
+            return;
+        }
+        let _turn = self.claiming.lock().await;
+        let claims = self.collect(true);
+        if !claims.is_empty() {
+            let _ = self.send(claims, None).await;
+        }
     }
 
     /// Reports spends and gives back the unspent tokens of expired leases.
@@ -380,9 +423,11 @@ impl SharedLimiter {
         }
     }
 
-    /// The claims of the next batch: tokens for every key a request waits
-    /// on (`with_wanted`), spends not reported yet, and the unspent tokens
-    /// of expired leases, which it takes out of their leases.
+    /// The claims of the next batch: with `with_wanted`, tokens for every
+    /// key that wants them (a request waits, or its lease runs low), with
+    /// their spends and what is left of their leases; otherwise (the
+    /// report) every key's spends not reported yet and the unspent tokens
+    /// of expired leases. It takes what it claims out of the leases.
     fn collect(&self, with_wanted: bool) -> Vec<RateClaim> {
         let now = Instant::now();
         let Ok(mut leases) = self.leases.lock() else {
@@ -390,6 +435,9 @@ impl SharedLimiter {
         };
         let mut claims = Vec::new();
         for (id, lease) in leases.iter_mut() {
+            if with_wanted && !lease.wanted {
+                continue;
+            }
             let want = with_wanted && lease.wanted;
             // A new grant replaces the lease: what is left of it goes back.
             let ending = want || now >= lease.valid_until;
@@ -478,6 +526,7 @@ impl SharedLimiter {
                 continue;
             }
             lease.tokens = grant.granted;
+            lease.granted = grant.granted;
             lease.slot = grant.slot;
             // Counted from when the claim left, which is before the store
             // granted it: a token is never spent later than a lease after.

@@ -284,6 +284,13 @@ impl AppState {
                     inner.limits.tick(n % 60 == 0).await;
                 }
             });
+            let weak = Arc::downgrade(&self.inner);
+            tokio::spawn(async move {
+                loop {
+                    let Some(inner) = weak.upgrade() else { break };
+                    inner.limits.refill(Duration::from_millis(200)).await;
+                }
+            });
         }
         let weak = Arc::downgrade(&self.inner);
         tokio::spawn(async move {
