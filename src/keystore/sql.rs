@@ -134,7 +134,8 @@ pub trait Dialect: Send + Sync + 'static {
     /// `{k, h, t, ip, n, o, ua}` objects: one statement whatever the
     /// batch's size, so it is prepared once.
     const USAGE_INSERT: &'static str;
-    /// Adds the same array's records of our keys to `key_usage_hourly`.
+    /// Adds counts given as one JSON array (`$1`) of `{k, h, n, c}` (key,
+    /// hour in ms, network, requests) to `key_usage_hourly`.
     const USAGE_ROLLUP: &'static str;
     fn migrator() -> &'static Migrator;
     /// How many rows a statement changed.
@@ -156,9 +157,8 @@ impl Dialect for Sqlite {
          value ->> '$.n', value ->> '$.o', value ->> '$.ua' FROM json_each($1)";
     const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
          (key_id, hour_ms, network, requests) \
-         SELECT value ->> '$.k', (value ->> '$.t') / 3600000 * 3600000, \
-         COALESCE(value ->> '$.n', 'unknown'), COUNT(*) FROM json_each($1) \
-         WHERE value ->> '$.k' IS NOT NULL GROUP BY 1, 2, 3 \
+         SELECT value ->> '$.k', value ->> '$.h', value ->> '$.n', value ->> '$.c' \
+         FROM json_each($1) WHERE true \
          ON CONFLICT (key_id, hour_ms, network) \
          DO UPDATE SET requests = requests + excluded.requests";
     fn migrator() -> &'static Migrator {
@@ -185,9 +185,9 @@ impl Dialect for Postgres {
     // the same order and never deadlock.
     const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
          (key_id, hour_ms, network, requests) \
-         SELECT x.k, x.t / 3600000 * 3600000, COALESCE(x.n, 'unknown'), COUNT(*) \
-         FROM jsonb_to_recordset($1::jsonb) AS x(k TEXT, t BIGINT, n TEXT) \
-         WHERE x.k IS NOT NULL GROUP BY 1, 2, 3 ORDER BY 1, 2, 3 \
+         SELECT x.k, x.h, x.n, x.c \
+         FROM jsonb_to_recordset($1::jsonb) AS x(k TEXT, h BIGINT, n TEXT, c BIGINT) \
+         ORDER BY 1, 2, 3 \
          ON CONFLICT (key_id, hour_ms, network) \
          DO UPDATE SET requests = key_usage_hourly.requests + excluded.requests";
     const RATE_CLAIM: Option<&'static str> = Some(
@@ -970,13 +970,36 @@ where
             .collect();
         let json =
             serde_json::to_string(&rows).map_err(|e| StoreError::TaskFailed(e.to_string()))?;
+        // The hourly counts, summed here: a batch is mostly a few keys.
+        #[derive(serde::Serialize)]
+        struct Count<'a> {
+            k: &'a str,
+            h: i64,
+            n: &'a str,
+            c: i64,
+        }
+        let mut counts: std::collections::BTreeMap<(&str, i64, &str), i64> = Default::default();
+        for row in &rows {
+            if let Some(k) = row.k {
+                let hour = row.t - row.t.rem_euclid(3_600_000);
+                *counts
+                    .entry((k, hour, row.n.as_deref().unwrap_or("unknown")))
+                    .or_default() += 1;
+            }
+        }
+        let counts: Vec<Count<'_>> = counts
+            .into_iter()
+            .map(|((k, h, n), c)| Count { k, h, n, c })
+            .collect();
+        let counts =
+            serde_json::to_string(&counts).map_err(|e| StoreError::TaskFailed(e.to_string()))?;
         let mut tx = self.pool.begin().await?;
         sqlx::query(D::USAGE_INSERT)
             .bind(&json)
             .execute(&mut *tx)
             .await?;
         sqlx::query(D::USAGE_ROLLUP)
-            .bind(&json)
+            .bind(&counts)
             .execute(&mut *tx)
             .await?;
         tx.commit().await?;
