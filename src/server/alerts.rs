@@ -93,6 +93,19 @@ pub fn new_networks(
         .collect()
 }
 
+/// The key's usual requests per five minutes over its trailing week, when
+/// its history is settled.
+pub fn usual_rate(history: &KeyHistory, now: OffsetDateTime, config: &AlertConfig) -> Option<f64> {
+    let first = history.networks.iter().map(|n| n.since).min()?;
+    let total: i64 = history.networks.iter().map(|n| n.requests).sum();
+    if first > now - config.settled_after || total < config.settled_requests {
+        return None;
+    }
+    let from = first.max(history.trailing_from);
+    let span = (history.trailing_until - from).whole_seconds();
+    (span > 0).then(|| history.trailing_requests as f64 / (span as f64 / 300.0))
+}
+
 /// A spike as of `now`, if there is one: the last five minutes over
 /// `spike_factor` times the trailing week's rate per five minutes, the key
 /// having a settled history.
@@ -101,17 +114,12 @@ pub fn spike(
     now: OffsetDateTime,
     config: &AlertConfig,
 ) -> Option<SpikeEvidence> {
+    let usual = usual_rate(history, now, config)?;
+    if history.recent_requests < config.spike_min {
+        return None;
+    }
     let first = history.networks.iter().map(|n| n.since).min()?;
-    let total: i64 = history.networks.iter().map(|n| n.requests).sum();
-    if first > now - config.settled_after || total < config.settled_requests {
-        return None;
-    }
     let from = first.max(history.trailing_from);
-    let span = (history.trailing_until - from).whole_seconds();
-    if span <= 0 || history.recent_requests < config.spike_min {
-        return None;
-    }
-    let usual = history.trailing_requests as f64 / (span as f64 / 300.0);
     (history.recent_requests as f64 > config.spike_factor * usual).then(|| SpikeEvidence {
         recent_requests: history.recent_requests,
         window_minutes: 5,
@@ -121,6 +129,42 @@ pub fn spike(
         detected_at: now,
     })
 }
+
+/// What a replica knows of a key between reads of its history: its usual
+/// rate (`None`: no settled history) as of a read, and the requests this
+/// replica logged in the last five minutes, by minute.
+struct Profile {
+    usual: Option<f64>,
+    read_at: Instant,
+    minutes: [(i64, u32); 5],
+}
+
+impl Profile {
+    fn add(&mut self, at: OffsetDateTime) {
+        let minute = at.unix_timestamp().div_euclid(60);
+        let cell = &mut self.minutes[minute.rem_euclid(5) as usize];
+        if cell.0 != minute {
+            *cell = (minute, 0);
+        }
+        cell.1 += 1;
+    }
+
+    fn recent(&self, now: OffsetDateTime) -> i64 {
+        let minute = now.unix_timestamp().div_euclid(60);
+        self.minutes
+            .iter()
+            .filter(|(m, _)| minute.saturating_sub(*m) < 5)
+            .map(|(_, n)| i64::from(*n))
+            .sum()
+    }
+}
+
+/// How long a key's usual rate is trusted before its history is read again.
+const PROFILE_FOR: Duration = Duration::from_secs(3600);
+/// The most replicas the spike gate allows for: a key is looked at when
+/// this replica's own share of its last five minutes, times this, could be
+/// a spike.
+const REPLICAS_ASSUMED: i64 = 4;
 
 /// Looks at each written batch of the usage log for new networks and
 /// spikes. One per replica, in its usage-log writer, which also calls
@@ -138,6 +182,10 @@ pub struct Watcher {
     /// Keys with records not looked at yet: their networks not seen
     /// before, with the first time in the batch.
     pending: HashMap<String, HashMap<String, OffsetDateTime>>,
+    /// Each key's usual rate and this replica's recent count of it: the
+    /// store is asked about a spike only when this replica's own count
+    /// could be one.
+    profiles: HashMap<String, Profile>,
 }
 
 impl Watcher {
@@ -149,7 +197,23 @@ impl Watcher {
             seen: HashSet::new(),
             spike_checked: HashMap::new(),
             pending: HashMap::new(),
+            profiles: HashMap::new(),
         }
+    }
+
+    /// Whether a spike of key `id` is worth asking the store about.
+    fn spike_possible(&self, id: &str, now: OffsetDateTime) -> bool {
+        let Some(p) = self.profiles.get(id) else {
+            return true;
+        };
+        if p.read_at.elapsed() >= PROFILE_FOR {
+            return true;
+        }
+        let Some(usual) = p.usual else {
+            return false;
+        };
+        let could_be = p.recent(now) * REPLICAS_ASSUMED;
+        could_be >= self.config.spike_min && could_be as f64 > self.config.spike_factor * usual
     }
 
     /// Takes note of the keys of a batch just written, and looks at what
@@ -158,10 +222,26 @@ impl Watcher {
         if self.seen.len() > SEEN_CAP {
             self.seen.clear();
         }
+        if self.profiles.len() > SEEN_CAP {
+            self.profiles.clear();
+        }
         for r in batch {
             let Some(id) = r.key_id.as_deref() else {
                 continue;
             };
+            match self.profiles.get_mut(id) {
+                Some(p) => p.add(r.at),
+                None => {
+                    let mut p = Profile {
+                        usual: None,
+                        // Never read: the first look reads it.
+                        read_at: Instant::now() - PROFILE_FOR,
+                        minutes: [(i64::MIN, 0); 5],
+                    };
+                    p.add(r.at);
+                    self.profiles.insert(id.to_string(), p);
+                }
+            }
             if self.pending.len() >= SEEN_CAP && !self.pending.contains_key(id) {
                 continue;
             }
@@ -193,6 +273,13 @@ impl Watcher {
             .collect();
         for id in due {
             let spike_due = !self.spike_checked.contains_key(&id);
+            let has_candidates = self.pending.get(&id).is_some_and(|n| !n.is_empty());
+            if spike_due && !has_candidates && !self.spike_possible(&id, now) {
+                // Nothing this replica saw could be a spike: no read.
+                self.spike_checked.insert(id.clone(), clock);
+                self.pending.remove(&id);
+                continue;
+            }
             let history = match self.store.key_history(&id, now).await {
                 Ok(h) => h,
                 Err(e) => {
@@ -213,6 +300,10 @@ impl Watcher {
                 }
             } else {
                 self.pending.insert(id.clone(), candidates);
+            }
+            if let Some(p) = self.profiles.get_mut(&id) {
+                p.usual = usual_rate(&history, now, &self.config);
+                p.read_at = clock;
             }
             if spike_due {
                 self.spike_checked.insert(id.clone(), clock);
@@ -337,6 +428,23 @@ mod tests {
         // Callers without an address are never a network.
         let unknown = history(&[("192.0.2.0/24", 200, 500), ("unknown", 0, 3)], 0, 3);
         assert!(new_networks(&unknown, &candidates(&["unknown"]), now, &config).is_empty());
+    }
+
+    #[test]
+    fn a_profile_counts_the_last_five_minutes_only() {
+        let mut p = Profile {
+            usual: None,
+            read_at: Instant::now(),
+            minutes: [(i64::MIN, 0); 5],
+        };
+        let now = OffsetDateTime::now_utc();
+        assert_eq!(p.recent(now), 0);
+        p.add(now - time::Duration::minutes(7));
+        p.add(now - time::Duration::minutes(2));
+        p.add(now);
+        p.add(now);
+        assert_eq!(p.recent(now), 3);
+        assert_eq!(p.recent(now + time::Duration::minutes(10)), 0);
     }
 
     #[test]

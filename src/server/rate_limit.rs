@@ -41,6 +41,10 @@ pub const LEASE: Duration = Duration::from_secs(10);
 /// given back.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
+/// Keys a report statement carries at most: a short transaction holds
+/// its keys' locks briefly.
+const REPORT_BATCH: usize = 256;
+
 /// How long a replica limits on its own after the shared counts failed,
 /// before it tries them again.
 const FALLBACK_FOR: Duration = Duration::from_secs(1);
@@ -411,15 +415,17 @@ impl SharedLimiter {
         }
     }
 
-    /// Reports spends and gives back the unspent tokens of expired leases.
+    /// Reports spends and gives back the unspent tokens of expired leases,
+    /// in batches of [`REPORT_BATCH`] keys. Beside claims, not behind
+    /// them: what it carries was taken out of the leases, and moving counts
+    /// never raises one, so a claim racing it grants no more than it may.
     async fn report(&self) {
-        let _turn = self.claiming.lock().await;
         let claims = self.collect(false);
-        if !claims.is_empty() {
+        for batch in claims.chunks(REPORT_BATCH) {
             // A refund lost is a few tokens counted that were not spent,
             // a report lost a few spends counted early; both leave the
             // window within a minute.
-            let _ = self.send(claims, None).await;
+            let _ = self.send(batch.to_vec(), None).await;
         }
     }
 

@@ -1,13 +1,14 @@
 -- Shared rate limits, measured (BENCHMARKS.md, issue 17): each replica's
--- one-second report carries the spends of every key it serves, and
--- locking all of those keys' rows, then counting all of their windows,
--- made reports and claims of two replicas queue behind each other until
--- throughput collapsed. A report needs neither: moving a spend from its
--- grant's slot to this one, or giving back unspent tokens, never raises a
--- key's count, so a claim that runs beside it (and counts before or after
--- it) never grants more than the window allows. Batches that want no
--- tokens now only move counts, without locks, and return nothing; claims
--- (batches of the keys that want tokens) are as before.
+-- one-second report carried the spends of every key it serves in one
+-- statement that locked all of those keys, counted all of their windows
+-- and deleted their old slots, so reports and claims of two replicas
+-- queued behind each other until throughput collapsed. Reports now come
+-- in batches of a few hundred keys (src/server/rate_limit.rs) and, wanting
+-- no tokens, only move counts: they still lock their keys in key order
+-- (so that claims and reports never wait on each other in a cycle), but
+-- count no windows, delete nothing and return nothing. Claims (batches of
+-- the keys that want tokens) are as before, and count only the window's
+-- 61 slots.
 CREATE OR REPLACE FUNCTION keywarden_rate_sync(p_claims TEXT)
 RETURNS TABLE (
     out_key TEXT,
@@ -29,11 +30,9 @@ BEGIN
     IF v_keys IS NULL THEN
         RETURN;
     END IF;
-    IF v_wants THEN
-        INSERT INTO rate_keys (key_id) SELECT unnest(v_keys) ON CONFLICT DO NOTHING;
-        PERFORM 1 FROM rate_keys k WHERE k.key_id = ANY (v_keys)
-            ORDER BY k.key_id COLLATE "C" FOR UPDATE;
-    END IF;
+    INSERT INTO rate_keys (key_id) SELECT unnest(v_keys) ON CONFLICT DO NOTHING;
+    PERFORM 1 FROM rate_keys k WHERE k.key_id = ANY (v_keys)
+        ORDER BY k.key_id COLLATE "C" FOR UPDATE;
     -- The time after the locks: a grant counts from when it was made.
     v_now_ms := floor(extract(epoch FROM clock_timestamp()) * 1000);
     v_slot := v_now_ms / 1000;
