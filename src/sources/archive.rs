@@ -88,6 +88,17 @@ fn skipped(archive: &Origin, what: String) -> SourceWarning {
     ))
 }
 
+/// Why member `name` of `archive` was not scanned.
+fn member_skipped(archive: &Origin, name: &str, why: &str) -> SourceWarning {
+    skipped(
+        archive,
+        format!(
+            "member {:?} {why}; not scanned",
+            crate::untrusted::one_line(name, 200)
+        ),
+    )
+}
+
 /// Counts bytes read through it.
 struct Counting<R> {
     inner: R,
@@ -175,6 +186,23 @@ impl Expander {
         }
     }
 
+    /// Counts one more member of an archive; false (with a warning) past
+    /// the limit.
+    fn one_more_entry<S: Sink>(&self, origin: &Origin, budget: &mut Budget, sink: &S) -> bool {
+        budget.entries += 1;
+        if budget.entries > self.limits.max_entries {
+            sink.warning(skipped(
+                origin,
+                format!(
+                    "more than {} members; the rest are not scanned",
+                    self.limits.max_entries
+                ),
+            ));
+            return false;
+        }
+        true
+    }
+
     /// Expands the archive `origin` read from `input` (seekable: a file or
     /// bytes in memory), if it is one; false when it is not an archive (the
     /// caller scans it as it is).
@@ -220,15 +248,7 @@ impl Expander {
             }
         };
         for i in 0..zip.len() {
-            budget.entries += 1;
-            if budget.entries > self.limits.max_entries {
-                sink.warning(skipped(
-                    origin,
-                    format!(
-                        "more than {} members; the rest are not scanned",
-                        self.limits.max_entries
-                    ),
-                ));
+            if !self.one_more_entry(origin, budget, sink) {
                 return;
             }
             let (name, encrypted, is_file, compressed) = match zip.by_index_raw(i) {
@@ -250,34 +270,24 @@ impl Expander {
                 continue;
             }
             if !name_is_safe(&name) {
-                sink.warning(skipped(
+                sink.warning(member_skipped(
                     origin,
-                    format!(
-                        "member {:?} names a path outside the archive; not scanned",
-                        crate::untrusted::one_line(&name, 200)
-                    ),
+                    &name,
+                    "names a path outside the archive",
                 ));
                 continue;
             }
             if encrypted {
-                sink.warning(skipped(
-                    origin,
-                    format!(
-                        "member {} is encrypted; not scanned",
-                        crate::untrusted::one_line(&name, 200)
-                    ),
-                ));
+                sink.warning(member_skipped(origin, &name, "is encrypted"));
                 continue;
             }
             let mut member = match zip.by_index(i) {
                 Ok(m) => m,
                 Err(e) => {
-                    sink.warning(skipped(
+                    sink.warning(member_skipped(
                         origin,
-                        format!(
-                            "member {} unreadable: {e}",
-                            crate::untrusted::one_line(&name, 200)
-                        ),
+                        &name,
+                        &format!("is unreadable: {e}"),
                     ));
                     continue;
                 }
@@ -341,15 +351,7 @@ impl Expander {
                     return;
                 }
             };
-            budget.entries += 1;
-            if budget.entries > self.limits.max_entries {
-                sink.warning(skipped(
-                    origin,
-                    format!(
-                        "more than {} members; the rest are not scanned",
-                        self.limits.max_entries
-                    ),
-                ));
+            if !self.one_more_entry(origin, budget, sink) {
                 return;
             }
             if !entry.header().entry_type().is_file() {
@@ -357,12 +359,10 @@ impl Expander {
             }
             let name = String::from_utf8_lossy(&entry.path_bytes()).into_owned();
             if !name_is_safe(&name) {
-                sink.warning(skipped(
+                sink.warning(member_skipped(
                     origin,
-                    format!(
-                        "member {:?} names a path outside the archive; not scanned",
-                        crate::untrusted::one_line(&name, 200)
-                    ),
+                    &name,
+                    "names a path outside the archive",
                 ));
                 continue;
             }
