@@ -94,7 +94,15 @@ impl UsageLog {
             return;
         };
         let retention = self.retention;
-        tokio::spawn(write_forever(rx, flush, store, metrics, retention, watcher));
+        // The alerts read key histories from the store: in a task of their
+        // own, fed written batches through a short queue, so that the
+        // writer never waits for them (a full queue skips a batch for the
+        // alerts only; the next one of the same key looks again).
+        let (watch_tx, watch_rx) = mpsc::channel(WATCH_QUEUE);
+        tokio::spawn(watch_forever(watch_rx, watcher));
+        tokio::spawn(write_forever(
+            rx, flush, store, metrics, retention, watch_tx,
+        ));
     }
 }
 
@@ -104,11 +112,10 @@ async fn write_forever(
     store: Arc<dyn KeyStore>,
     metrics: UsageMetrics,
     retention: Duration,
-    mut watcher: Watcher,
+    watcher: mpsc::Sender<Arc<Vec<UsageRecord>>>,
 ) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut prune = tokio::time::interval(PRUNE_EVERY);
-    let mut watch = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
             n = rx.recv_many(&mut batch, BATCH) => {
@@ -117,11 +124,10 @@ async fn write_forever(
                 }
                 metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
                 if write_batch(&*store, &batch, &metrics).await {
-                    watcher.after_batch(&batch).await;
+                    let _ = watcher.try_send(Arc::new(std::mem::take(&mut batch)));
                 }
                 batch.clear();
             }
-            _ = watch.tick() => watcher.run_due().await,
             Some(done) = flush.recv() => {
                 let mut written = 0;
                 loop {
@@ -147,6 +153,23 @@ async fn write_forever(
                     Err(e) => tracing::warn!(error = %e, "usage records past the retention not deleted"),
                 }
             }
+        }
+    }
+}
+
+/// Batches waiting for the alerts' look, at most.
+const WATCH_QUEUE: usize = 16;
+
+/// The alerts' task: each written batch, and every second what is due.
+async fn watch_forever(mut rx: mpsc::Receiver<Arc<Vec<UsageRecord>>>, mut watcher: Watcher) {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    loop {
+        tokio::select! {
+            batch = rx.recv() => match batch {
+                Some(batch) => watcher.after_batch(&batch).await,
+                None => break,
+            },
+            _ = tick.tick() => watcher.run_due().await,
         }
     }
 }
