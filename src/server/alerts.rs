@@ -44,6 +44,11 @@ impl Default for AlertConfig {
 
 /// Keys looked at per written batch, at most (the rest wait for the next).
 const KEYS_PER_BATCH: usize = 64;
+/// Key histories read from the store per second, at most, by one replica:
+/// the alerts never take more than a small share of the store from key
+/// checks (after a restart every key is new to the replica: 2,000 busy
+/// keys are then looked at over about a minute).
+const READS_PER_SECOND: u32 = 32;
 /// A key's spike is looked at this often, at most, by one replica.
 const SPIKE_EVERY: Duration = Duration::from_secs(5);
 /// (key, network) pairs remembered as looked at; forgotten all at once
@@ -186,6 +191,8 @@ pub struct Watcher {
     /// store is asked about a spike only when this replica's own count
     /// could be one.
     profiles: HashMap<String, Profile>,
+    /// Reads this second: (the second, how many).
+    reads: (u64, u32),
 }
 
 impl Watcher {
@@ -198,7 +205,21 @@ impl Watcher {
             spike_checked: HashMap::new(),
             pending: HashMap::new(),
             profiles: HashMap::new(),
+            reads: (0, 0),
         }
+    }
+
+    /// Takes one read from this second's budget; false when it is spent.
+    fn may_read(&mut self) -> bool {
+        let second = OffsetDateTime::now_utc().unix_timestamp().unsigned_abs();
+        if self.reads.0 != second {
+            self.reads = (second, 0);
+        }
+        if self.reads.1 >= READS_PER_SECOND {
+            return false;
+        }
+        self.reads.1 += 1;
+        true
     }
 
     /// Whether a spike of key `id` is worth asking the store about.
@@ -279,6 +300,10 @@ impl Watcher {
                 self.spike_checked.insert(id.clone(), clock);
                 self.pending.remove(&id);
                 continue;
+            }
+            if !self.may_read() {
+                // Looked at in a later second; what it saw stays pending.
+                break;
             }
             let history = match self.store.key_history(&id, now).await {
                 Ok(h) => h,
