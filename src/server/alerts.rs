@@ -142,6 +142,8 @@ struct Profile {
     usual: Option<f64>,
     read_at: Instant,
     minutes: [(i64, u32); 5],
+    /// When its spike was last looked at.
+    spike_at: Option<Instant>,
 }
 
 impl Profile {
@@ -182,8 +184,6 @@ pub struct Watcher {
     metrics: UsageMetrics,
     /// (key, network) pairs looked at.
     seen: HashSet<(String, String)>,
-    /// When each key's spike was last looked at.
-    spike_checked: HashMap<String, Instant>,
     /// Keys with records not looked at yet: their networks not seen
     /// before, with the first time in the batch.
     pending: HashMap<String, HashMap<String, OffsetDateTime>>,
@@ -202,7 +202,6 @@ impl Watcher {
             config,
             metrics,
             seen: HashSet::new(),
-            spike_checked: HashMap::new(),
             pending: HashMap::new(),
             profiles: HashMap::new(),
             reads: (0, 0),
@@ -220,6 +219,21 @@ impl Watcher {
         }
         self.reads.1 += 1;
         true
+    }
+
+    /// Whether key `id`'s spike was last looked at [`SPIKE_EVERY`] ago or
+    /// more (or never).
+    fn spike_due(&self, id: &str, clock: Instant) -> bool {
+        self.profiles
+            .get(id)
+            .and_then(|p| p.spike_at)
+            .is_none_or(|at| clock.duration_since(at) >= SPIKE_EVERY)
+    }
+
+    fn spike_looked_at(&mut self, id: &str, clock: Instant) {
+        if let Some(p) = self.profiles.get_mut(id) {
+            p.spike_at = Some(clock);
+        }
     }
 
     /// Whether a spike of key `id` is worth asking the store about.
@@ -258,6 +272,7 @@ impl Watcher {
                         // Never read: the first look reads it.
                         read_at: Instant::now() - PROFILE_FOR,
                         minutes: [(i64::MIN, 0); 5],
+                        spike_at: None,
                     };
                     p.add(r.at);
                     self.profiles.insert(id.to_string(), p);
@@ -283,21 +298,19 @@ impl Watcher {
     pub async fn run_due(&mut self) {
         let now = OffsetDateTime::now_utc();
         let clock = Instant::now();
-        self.spike_checked
-            .retain(|_, at| clock.duration_since(*at) < SPIKE_EVERY);
         let due: Vec<String> = self
             .pending
             .iter()
-            .filter(|(id, networks)| !networks.is_empty() || !self.spike_checked.contains_key(*id))
+            .filter(|(id, networks)| !networks.is_empty() || self.spike_due(id, clock))
             .map(|(id, _)| id.clone())
             .take(KEYS_PER_BATCH)
             .collect();
         for id in due {
-            let spike_due = !self.spike_checked.contains_key(&id);
+            let spike_due = self.spike_due(&id, clock);
             let has_candidates = self.pending.get(&id).is_some_and(|n| !n.is_empty());
             if spike_due && !has_candidates && !self.spike_possible(&id, now) {
                 // Nothing this replica saw could be a spike: no read.
-                self.spike_checked.insert(id.clone(), clock);
+                self.spike_looked_at(&id, clock);
                 self.pending.remove(&id);
                 continue;
             }
@@ -331,7 +344,7 @@ impl Watcher {
                 p.read_at = clock;
             }
             if spike_due {
-                self.spike_checked.insert(id.clone(), clock);
+                self.spike_looked_at(&id, clock);
                 if let Some(found) = spike(&history, now, &self.config) {
                     let day = now.date().to_string();
                     let evidence = AlertEvidence::Spike(found);
@@ -461,6 +474,7 @@ mod tests {
             usual: None,
             read_at: Instant::now(),
             minutes: [(i64::MIN, 0); 5],
+            spike_at: None,
         };
         let now = OffsetDateTime::now_utc();
         assert_eq!(p.recent(now), 0);
