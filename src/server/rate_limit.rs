@@ -6,13 +6,14 @@
 //! them, since any 60-second span touches at most 61 slots. Replicas on one
 //! PostgreSQL store ([`SharedLimiter`]) lease tokens from counts kept there:
 //! a replica claims a few of a key's tokens (at most a sixtieth of its
-//! limit), spends them within [`LEASE`], reports what it spent about once
-//! a second and gives back what it did not spend. A lease half spent is
-//! refilled in the background before it runs out, so a steady client
-//! rarely waits for the store. Claims go to the store together, one
-//! statement per batch (the keys waiting for tokens only; every key's
-//! spends go in the report each second), so most requests are decided in
-//! memory. The store grants at most what is left
+//! limit), spends them within [`LEASE`], and reports what it spent and
+//! gives back what it did not spend with its next claim of the key, or
+//! within a second of the lease's end. A lease half spent is refilled in
+//! the background before it runs out, so a steady client rarely waits for
+//! the store. Claims go to the store together, one statement per batch
+//! (the keys waiting for tokens only; ended leases go in a report each
+//! second), so most requests are decided in memory. The store grants at
+//! most what is left
 //! of a key's 61-slot window, counting a grant where it was made and a
 //! reported spend where it was reported (never before it happened).
 //!
@@ -37,8 +38,8 @@ const LOCAL_SLOTS: u64 = 61;
 /// in the window.
 pub const LEASE: Duration = Duration::from_secs(10);
 
-/// How often spends are reported and unspent tokens of expired leases
-/// given back.
+/// How often the spends and unspent tokens of expired leases are
+/// reported.
 pub const REPORT_EVERY: Duration = Duration::from_secs(1);
 
 /// Keys a report statement carries at most: a short transaction holds
@@ -432,8 +433,12 @@ impl SharedLimiter {
     /// The claims of the next batch: with `with_wanted`, tokens for every
     /// key that wants them (a request waits, or its lease runs low), with
     /// their spends and what is left of their leases; otherwise (the
-    /// report) every key's spends not reported yet and the unspent tokens
-    /// of expired leases. It takes what it claims out of the leases.
+    /// report) the spends not reported yet and the unspent tokens of
+    /// expired leases. A live lease's spends wait for the claim that
+    /// replaces it or the report after it expires: until then they are
+    /// counted in its grant's slot, which holds the whole grant, and a
+    /// report a second a key would be most of the store's work. It takes
+    /// what it claims out of the leases.
     fn collect(&self, with_wanted: bool) -> Vec<RateClaim> {
         let now = Instant::now();
         let Ok(mut leases) = self.leases.lock() else {
@@ -445,27 +450,30 @@ impl SharedLimiter {
                 continue;
             }
             let want = with_wanted && lease.wanted;
-            // A new grant replaces the lease: what is left of it goes back.
-            let ending = want || now >= lease.valid_until;
-            let refund = if ending { lease.tokens } else { 0 };
-            if !want && refund == 0 && lease.unreported == 0 {
+            // A new grant replaces the lease, and an expired one is over:
+            // what is left of it goes back. A live lease's spends are
+            // counted in its grant's slot until its claim or report carries
+            // them, within a lease and a report of the grant: well inside
+            // the window.
+            if !want && now < lease.valid_until {
+                continue;
+            }
+            if !want && lease.tokens == 0 && lease.unreported == 0 {
                 continue;
             }
             claims.push(RateClaim {
                 key_id: id.clone(),
                 limit: lease.limit,
                 want: if want { lease.next_want(now) } else { 0 },
-                refund,
+                refund: lease.tokens,
                 spent: lease.unreported,
                 grant_slot: lease.slot,
             });
             lease.unreported = 0;
-            if ending {
-                lease.tokens = 0;
-            }
+            lease.tokens = 0;
             if want {
                 lease.wanted = false;
-            } else if ending {
+            } else {
                 lease.spent = 0;
             }
         }
@@ -631,6 +639,66 @@ mod tests {
         assert_eq!(limiter.check("k", 120, at(60.9)), Err(1));
         assert_eq!(limiter.check("k", 120, at(61.0)), Ok(()));
         assert_eq!(limiter.check("other", 120, at(30.3)), Ok(()), "per key");
+    }
+
+    /// A limiter whose store is never asked: these tests look at what it
+    /// would send.
+    async fn shared_limiter(dir: &tempfile::TempDir) -> SharedLimiter {
+        let url = format!("sqlite://{}", dir.path().join("k.db").display());
+        let store = crate::keystore::open_store(&url).await.unwrap();
+        SharedLimiter::new(store, Duration::from_secs(1), Counter::default())
+    }
+
+    fn lease(now: Instant, valid_for: Duration, tokens: u32, unreported: u32) -> Lease {
+        Lease {
+            tokens,
+            valid_until: now + valid_for,
+            slot: 7,
+            spent: unreported,
+            granted: tokens + unreported,
+            unreported,
+            ..Lease::new(600, now)
+        }
+    }
+
+    #[tokio::test]
+    async fn the_report_carries_only_leases_that_ended() {
+        let dir = tempfile::tempdir().unwrap();
+        let limiter = shared_limiter(&dir).await;
+        let now = Instant::now();
+        {
+            let mut leases = limiter.leases.lock().unwrap();
+            // Live, half spent: its spends ride on its next claim.
+            leases.insert("live".into(), lease(now, LEASE, 5, 5));
+            // Expired with tokens left and spends: both go back.
+            leases.insert(
+                "ended".into(),
+                lease(now - LEASE, Duration::from_millis(1), 3, 4),
+            );
+        }
+        let report = limiter.collect(false);
+        assert_eq!(
+            report,
+            vec![RateClaim {
+                key_id: "ended".into(),
+                limit: 600,
+                want: 0,
+                refund: 3,
+                spent: 4,
+                grant_slot: 7,
+            }]
+        );
+        // The live lease's spends are still there for its next claim.
+        limiter
+            .leases
+            .lock()
+            .unwrap()
+            .get_mut("live")
+            .unwrap()
+            .wanted = true;
+        let claims = limiter.collect(true);
+        assert_eq!(claims.len(), 1);
+        assert_eq!((claims[0].refund, claims[0].spent), (5, 5));
     }
 
     #[test]
