@@ -263,3 +263,117 @@ async fn unknown_database_url_names_the_supported_schemes() {
     );
     assert!(!err.contains(":pw@"), "{err}");
 }
+
+fn rate_claim(key: &str, limit: u32, want: u32) -> keywarden::keystore::RateClaim {
+    keywarden::keystore::RateClaim {
+        key_id: key.into(),
+        limit,
+        want,
+        refund: 0,
+        spent: 0,
+        grant_slot: 0,
+    }
+}
+
+/// The shared rate counter's statement, called as replicas call it: a key
+/// gets its limit once per window, refunds come back, a full window says
+/// when it has room again.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn shared_rate_counts_grant_a_limit_once_and_take_refunds_back() {
+    let db = TestDb::postgres().await;
+    let store = open(&db).await;
+    let mut granted = Vec::new();
+    for _ in 0..4 {
+        let grants = store.claim_rates(&[rate_claim("k1", 10, 4)]).await.unwrap();
+        assert_eq!(grants.len(), 1);
+        granted.push(grants[0].granted);
+    }
+    assert_eq!(granted, vec![4, 4, 2, 0]);
+    let full = store.claim_rates(&[rate_claim("k1", 10, 4)]).await.unwrap();
+    assert_eq!(full[0].used, 10);
+    let room = full[0]
+        .room_in
+        .expect("a full window says when it has room");
+    assert!(
+        room > std::time::Duration::from_secs(58) && room <= std::time::Duration::from_secs(61),
+        "{room:?}"
+    );
+    // Three of a grant given back unspent, two reported spent: the three
+    // can be granted again, the spends still count.
+    let back = keywarden::keystore::RateClaim {
+        refund: 3,
+        spent: 2,
+        grant_slot: full[0].slot,
+        ..rate_claim("k1", 10, 0)
+    };
+    assert!(
+        store.claim_rates(&[back]).await.unwrap().is_empty(),
+        "a report answers nothing"
+    );
+    let again = store.claim_rates(&[rate_claim("k1", 10, 5)]).await.unwrap();
+    assert_eq!((again[0].granted, again[0].used), (3, 10));
+    // Other keys are counted apart, in one batch.
+    let both = store
+        .claim_rates(&[rate_claim("k2", 10, 6), rate_claim("k3", 600, 6)])
+        .await
+        .unwrap();
+    let mut got: Vec<_> = both.iter().map(|g| (g.key_id.clone(), g.granted)).collect();
+    got.sort();
+    assert_eq!(got, vec![("k2".to_string(), 6), ("k3".to_string(), 6)]);
+}
+
+/// Replicas claiming one key at once never get more than its limit
+/// between them, and the counts stay one row per key however many claims
+/// and seconds pass (a row per key and second piled up dead rows faster
+/// than a server without autovacuum could ever take them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_shared_rate_claims_never_exceed_the_limit_and_keep_one_row_per_key() {
+    let db = TestDb::postgres().await;
+    let store = open(&db).await;
+    let deadline = std::time::Instant::now() + std::time::Duration::from_millis(2500);
+    let mut tasks = Vec::new();
+    for t in 0..8 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut got = 0;
+            while std::time::Instant::now() < deadline {
+                let claims = [
+                    rate_claim("hot", 300, 3),
+                    rate_claim(&format!("cold{t}"), 600, 1),
+                ];
+                for g in store.claim_rates(&claims).await.unwrap() {
+                    if g.key_id == "hot" {
+                        got += g.granted;
+                    }
+                }
+            }
+            got
+        }));
+    }
+    let mut total = 0;
+    for t in tasks {
+        total += t.await.unwrap();
+    }
+    assert_eq!(total, 300, "the replicas together got exactly the limit");
+    let rows = db.query_i64("SELECT count(*) FROM rate_windows").await;
+    assert_eq!(rows, vec![9], "one row per key");
+    // Pruning keeps windows that still count something …
+    store.prune_rates().await.unwrap();
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM rate_windows").await,
+        vec![9]
+    );
+    // … and drops the rest; a dropped key starts from an empty window.
+    db.exec("UPDATE rate_windows SET newest = newest - 61 WHERE key_id = 'hot'")
+        .await;
+    store.prune_rates().await.unwrap();
+    assert_eq!(
+        db.query_i64("SELECT count(*) FROM rate_windows").await,
+        vec![8]
+    );
+    let fresh = store
+        .claim_rates(&[rate_claim("hot", 300, 5)])
+        .await
+        .unwrap();
+    assert_eq!((fresh[0].granted, fresh[0].used), (5, 5));
+}

@@ -194,9 +194,7 @@ impl Dialect for Postgres {
         "SELECT out_key, out_granted::BIGINT, out_slot, out_used::BIGINT, out_room_in_ms \
          FROM keywarden_rate_sync($1)",
     );
-    const RATE_PRUNE: Option<&'static str> = Some(
-        "DELETE FROM rate_slots WHERE slot <= floor(extract(epoch FROM clock_timestamp())) - 61",
-    );
+    const RATE_PRUNE: Option<&'static str> = Some("SELECT keywarden_rate_prune()");
     fn migrator() -> &'static Migrator {
         &POSTGRES_MIGRATOR
     }

@@ -326,10 +326,10 @@ pub trait KeyStore: Send + Sync {
     async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Grants rate-limit tokens for every claim in one statement, so that
     /// all replicas on this store together admit at most each key's limit
-    /// in any 60 seconds. `SharedRatesUnsupported` on a store that keeps
+    /// in any 60 seconds. Each key appears at most once in `claims`. `SharedRatesUnsupported` on a store that keeps
     /// no shared counts (SQLite: one replica counts in memory).
     async fn claim_rates(&self, claims: &[RateClaim]) -> Result<Vec<RateGrant>, StoreError>;
-    /// Drops counts that have left every window.
+    /// Drops the counts of keys whose windows are empty.
     async fn prune_rates(&self) -> Result<(), StoreError>;
     /// Appends key checks to the usage log, in one transaction.
     async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
