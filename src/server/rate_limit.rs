@@ -271,21 +271,30 @@ impl Lease {
         }
     }
 
-    /// Tokens to ask for: twice what the last lease spent when it ran
-    /// out, what it spent when it expired, within a sixtieth of the limit
-    /// (a second's share of it), so that the tokens replicas hold unspent
+    /// Tokens to ask for: enough for half a lease at the pace this one was
+    /// spent at (at least twice what it spent, when it ran out), or what
+    /// it spent when it expired, within a sixtieth of the limit (a
+    /// second's share of it), so that the tokens replicas hold unspent
     /// never crowd out a client that stays under its limit.
     fn next_want(&self, now: Instant) -> u32 {
-        let live = now < self.valid_until;
-        let want = if live && self.tokens == 0 {
-            self.spent.saturating_mul(2)
-        } else if live {
-            // Refilled early: as much as the lease had.
-            self.granted.max(self.spent)
-        } else {
-            self.spent
-        };
-        want.clamp(1, (self.limit / 60).max(1))
+        if now >= self.valid_until {
+            return self.spent.clamp(1, self.cap());
+        }
+        // How long the lease has run (it is valid for a lease from its
+        // claim), and the tokens that pace would spend in half a lease.
+        let ran = LEASE
+            .saturating_sub(self.valid_until - now)
+            .max(Duration::from_millis(100));
+        let pace = f64::from(self.spent) * (LEASE / 2).as_secs_f64() / ran.as_secs_f64();
+        let mut want = pace.ceil().min(f64::from(u32::MAX)) as u32;
+        if self.tokens == 0 {
+            want = want.max(self.spent.saturating_mul(2));
+        }
+        want.clamp(1, self.cap())
+    }
+
+    fn cap(&self) -> u32 {
+        (self.limit / 60).max(1)
     }
 }
 
@@ -659,6 +668,32 @@ mod tests {
             unreported,
             ..Lease::new(600, now)
         }
+    }
+
+    #[test]
+    fn a_refill_is_sized_by_the_pace_its_lease_was_spent_at() {
+        let now = Instant::now();
+        // Two tokens granted half a second ago, one spent: about two a
+        // second, so the next lease should last a while, not two requests.
+        let mut l = lease(now, LEASE - Duration::from_millis(500), 1, 1);
+        l.granted = 2;
+        assert_eq!(
+            l.next_want(now),
+            10,
+            "two a second for half a lease, capped at 600/60"
+        );
+        // A slow key: one spent in four seconds.
+        let slow = Lease {
+            granted: 2,
+            ..lease(now, LEASE - Duration::from_secs(4), 1, 1)
+        };
+        assert_eq!(slow.next_want(now), 2);
+        // A lease that ran out asks for at least twice what it spent.
+        let out = lease(now, LEASE - Duration::from_secs(9), 0, 3);
+        assert_eq!(out.next_want(now), 6);
+        // An expired one, for what it spent.
+        let old = lease(now, Duration::ZERO, 2, 3);
+        assert_eq!(old.next_want(now + Duration::from_secs(1)), 3);
     }
 
     #[tokio::test]
