@@ -439,3 +439,39 @@ impl Drop for WriteLock {
         let _ = self.0.wait();
     }
 }
+
+/// A busy log writes many checks per store transaction, not one or two:
+/// at most one write per linger (a tenth of a second) while checks keep
+/// coming.
+#[test]
+fn a_busy_log_writes_many_checks_per_transaction() {
+    let db = TestDb::sqlite();
+    let (key, _) = make(&db, "k", &[]);
+    let server = Server::start(db.url(), &[]);
+    let metric = |name: &str| -> u64 {
+        let body = get(&server.admin_url("/metrics"), &[]).body;
+        body.lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or(0)
+    };
+    let started = std::time::Instant::now();
+    std::thread::scope(|s| {
+        for _ in 0..8 {
+            s.spawn(|| {
+                for _ in 0..50 {
+                    assert_eq!(key_info(&server, &key).status, 200);
+                }
+            });
+        }
+    });
+    eventually("every check is written", Duration::from_secs(20), || {
+        metric("keywarden_usage_records_written_total") == 400
+    });
+    let elapsed = started.elapsed();
+    let writes = metric("keywarden_usage_writes_total");
+    let most = elapsed.as_millis() / 100 + 3;
+    assert!(
+        (1..=most as u64).contains(&writes),
+        "{writes} writes for 400 checks in {elapsed:?} (at most {most})"
+    );
+}

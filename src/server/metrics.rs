@@ -13,6 +13,8 @@ type Labels = Vec<(&'static str, String)>;
 pub struct UsageMetrics {
     pub queue_depth: Gauge,
     pub written: Counter,
+    /// Store transactions that wrote them.
+    pub writes: Counter,
     dropped: Family<Labels, Counter>,
     /// Owner alerts queued, by kind.
     alerts: Family<Labels, Counter>,
@@ -128,6 +130,11 @@ impl Metrics {
             "usage_records_written",
             "Usage records written to the store",
             usage.written.clone(),
+        );
+        registry.register(
+            "usage_writes",
+            "Store transactions that wrote usage records (records per write: written / writes)",
+            usage.writes.clone(),
         );
         registry.register(
             "usage_records_dropped",
