@@ -71,22 +71,37 @@ refdb="sqlite://$work/reference.db"
 # start BIN URL [FLAGS...]: one more replica; its address is appended to
 # $addrs.
 addrs=()
+admins=()
 start() {
   local b=$1 url=$2 log
   shift 2
   log=$(mktemp -p "$work")
-  "$b" serve --listen 127.0.0.1:0 --admin-listen none --database-url "$url" \
+  "$b" serve --listen 127.0.0.1:0 --admin-listen 127.0.0.1:0 --database-url "$url" \
     --github-api-url http://127.0.0.1:9 --no-mail-worker "$@" >/dev/null 2>"$log" &
   servers+=($!)
   for _ in $(seq 100); do grep -q "serving on" "$log" && break; sleep 0.1; done
   grep -q "serving on" "$log" || { echo "replica did not start:" >&2; cat "$log" >&2; exit 1; }
   addrs+=("$(sed -n 's/.*serving on \(http:[^ ]*\).*/\1/p' "$log")")
+  admins+=("$(sed -n 's/.*admin on \(http:[^;)]*\).*/\1/p' "$log")")
+}
+
+# Usage records the replicas dropped (queue full or store errors): a log
+# that drops would look cheaper than it is.
+dropped() {
+  local admin total=0 n
+  for admin in "${admins[@]}"; do
+    [ -n "$admin" ] || continue
+    n=$(curl -s "$admin/metrics" | awk '/^keywarden_usage_records_dropped_total/ {s += $2} END {print s + 0}')
+    total=$((total + n))
+  done
+  echo "$total"
 }
 
 stop_all() {
   for s in "${servers[@]}"; do kill "$s" 2>/dev/null || true; wait "$s" 2>/dev/null || true; done
   servers=()
   addrs=()
+  admins=()
 }
 
 # measure NAME ADDR...: wrk against every address at once for $duration s.
@@ -100,9 +115,9 @@ measure() {
     outs+=($!)
   done
   wait "${outs[@]}"
-  python3 - "$name" "$work" "$n" <<'PY' | tee -a "$work/results"
+  python3 - "$name" "$work" "$n" "$(dropped)" <<'PY' | tee -a "$work/results"
 import re, sys
-name, work, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
+name, work, n, dropped = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
 rate = non2xx = 0.0
 p99 = 0.0
 for i in range(1, n + 1):
@@ -110,12 +125,12 @@ for i in range(1, n + 1):
     rate += float(re.search(r"Requests/sec:\s+([\d.]+)", text).group(1))
     p99 = max(p99, float(re.search(r"p99 ([\d.]+) ms", text).group(1)))
     non2xx += int(re.search(r"non-2xx (\d+)", text).group(1))
-print(f"{name}\t{rate:.0f}\t{p99:.2f}\t{int(non2xx)}")
+print(f"{name}\t{rate:.0f}\t{p99:.2f}\t{int(non2xx)}\t{dropped}")
 PY
 }
 
 echo "machine: $(nproc) cores; keywarden $("$bin" --version | cut -d' ' -f2); reference $("$ref" --version | cut -d' ' -f2); wrk ${conns} connections in all, ${duration}s per run, $rounds rounds"
-echo -e "run\treq/s\tp99 ms\tnon-2xx"
+echo -e "run\treq/s\tp99 ms\tnon-2xx\tusage records dropped"
 # run NAME: whether NAME is among $KEYWARDEN_BENCH_RUNS (all when unset).
 run() { [ -z "${KEYWARDEN_BENCH_RUNS:-}" ] || [[ " $KEYWARDEN_BENCH_RUNS " == *" $1 "* ]]; }
 # pg NAME FLAGS...: two replicas on the PostgreSQL store.
@@ -150,7 +165,7 @@ python3 - "$work/results" <<'PY'
 import sys, collections
 runs = collections.defaultdict(list)
 for line in open(sys.argv[1]):
-    name, rate, p99, bad = line.split("\t")
+    name, rate = line.split("\t")[:2]
     runs[name].append(float(rate))
 mean = {k: sum(v) / len(v) for k, v in runs.items()}
 print("means: " + ", ".join(f"{k} {v:.0f}" for k, v in mean.items()))
