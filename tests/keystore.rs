@@ -320,6 +320,16 @@ async fn shared_rate_counts_grant_a_limit_once_and_take_refunds_back() {
     let mut got: Vec<_> = both.iter().map(|g| (g.key_id.clone(), g.granted)).collect();
     got.sort();
     assert_eq!(got, vec![("k2".to_string(), 6), ("k3".to_string(), 6)]);
+    // A key twice in one batch is refused, not granted twice.
+    let twice = store
+        .claim_rates(&[rate_claim("k4", 10, 10), rate_claim("k4", 10, 10)])
+        .await;
+    assert!(twice.is_err(), "{twice:?}");
+    let after = store
+        .claim_rates(&[rate_claim("k4", 10, 10)])
+        .await
+        .unwrap();
+    assert_eq!(after[0].granted, 10, "the refused batch counted nothing");
 }
 
 /// Replicas claiming one key at once never get more than its limit

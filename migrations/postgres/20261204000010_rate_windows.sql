@@ -48,10 +48,16 @@ DECLARE
     v_slot BIGINT;
     v_shift BIGINT;
     v_counts INTEGER[];
-    v_i INTEGER;
+    v_i BIGINT;
     v_used INTEGER;
     v_left INTEGER;
 BEGIN
+    -- Each key once: a second row of one key would work from a stale copy
+    -- of its window and undo the first's grant.
+    IF EXISTS (SELECT 1 FROM jsonb_to_recordset(p_claims::jsonb) AS x(k TEXT)
+               GROUP BY x.k HAVING count(*) > 1) THEN
+        RAISE EXCEPTION 'keywarden_rate_sync: a key appears more than once in one batch';
+    END IF;
     -- A prune waits for claims in flight and they for it
     -- (keywarden_rate_prune): a claim never loses its row between the
     -- insert below and its lock.
@@ -61,8 +67,13 @@ BEGIN
         ORDER BY x.k COLLATE "C"
         ON CONFLICT DO NOTHING;
     FOR c IN
-        SELECT w.key_id, w.newest, w.counts, x.l, greatest(x.w, 0) AS w,
-               x.rs, greatest(coalesce(x.rn, 0), 0) AS rn, greatest(coalesce(x.sp, 0), 0) AS sp
+        -- A limit missing is no tokens; a want, refund or spend is never
+        -- below 0 or above the limit (no lease holds more).
+        SELECT w.key_id, w.newest, w.counts, greatest(coalesce(x.l, 0), 0) AS l,
+               least(greatest(coalesce(x.w, 0), 0), greatest(coalesce(x.l, 0), 0)) AS w,
+               coalesce(x.rs, 0) AS rs,
+               least(greatest(coalesce(x.rn, 0), 0), greatest(coalesce(x.l, 0), 0)) AS rn,
+               least(greatest(coalesce(x.sp, 0), 0), greatest(coalesce(x.l, 0), 0)) AS sp
         FROM jsonb_to_recordset(p_claims::jsonb)
             AS x(k TEXT, l INTEGER, w INTEGER, rs BIGINT, rn INTEGER, sp INTEGER)
         JOIN rate_windows w ON w.key_id = x.k
