@@ -326,8 +326,9 @@ pub trait KeyStore: Send + Sync {
     async fn touch(&self, id: &str, at: OffsetDateTime) -> Result<(), StoreError>;
     /// Grants rate-limit tokens for every claim in one statement, so that
     /// all replicas on this store together admit at most each key's limit
-    /// in any 60 seconds. Each key appears at most once in `claims`. `SharedRatesUnsupported` on a store that keeps
-    /// no shared counts (SQLite: one replica counts in memory).
+    /// in any 60 seconds. Each key appears at most once in `claims`.
+    /// `SharedRatesUnsupported` on a store that keeps no shared counts
+    /// (SQLite: one replica counts in memory).
     async fn claim_rates(&self, claims: &[RateClaim]) -> Result<Vec<RateGrant>, StoreError>;
     /// Drops the counts of keys whose windows are empty.
     async fn prune_rates(&self) -> Result<(), StoreError>;

@@ -13,9 +13,9 @@
 //! the store. Claims go to the store together, one statement per batch
 //! (the keys waiting for tokens only; ended leases go in a report each
 //! second), so most requests are decided in memory. The store grants at
-//! most what is left
-//! of a key's 61-slot window, counting a grant where it was made and a
-//! reported spend where it was reported (never before it happened).
+//! most what is left of a key's 61-slot window, counting a grant where it
+//! was made and a reported spend where it was reported (never before it
+//! happened).
 //!
 //! When the shared counts cannot be reached, a replica limits keys on its
 //! own (each replica admits up to the limit): the key itself was just read
