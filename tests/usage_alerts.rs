@@ -10,7 +10,7 @@ mod common;
 use common::db::TestDb;
 use common::server::{Server, get};
 use common::{create_key, eventually};
-use keywarden::keystore::{UsageOutcome, UsageRecord, open_store};
+use keywarden::keystore::{UsageOutcome, UsageRecord, UsageRow, open_store};
 use serde_json::Value;
 use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
@@ -44,7 +44,7 @@ async fn seed_history(db: &TestDb, id: &str, ip: &str, count: i64, from: Duratio
     let store = open_store(db.url()).await.unwrap();
     let now = OffsetDateTime::now_utc();
     let step = (from - to) / u32::try_from(count).unwrap();
-    let records: Vec<UsageRecord> = (0..count)
+    let records: Vec<UsageRow> = (0..count)
         .map(|i| UsageRecord {
             key_id: Some(id.to_string()),
             unknown_hash: None,
@@ -53,6 +53,7 @@ async fn seed_history(db: &TestDb, id: &str, ip: &str, count: i64, from: Duratio
             outcome: UsageOutcome::Ok,
             user_agent: Some("app/1.0".into()),
         })
+        .map(UsageRow::from)
         .collect();
     store.record_usage(&records).await.unwrap();
 }

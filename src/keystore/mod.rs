@@ -32,6 +32,6 @@ pub use store::{
 };
 pub use usage::{
     AlertEvidence, Incident, KeyHistory, MAX_NETWORKS, MAX_USER_AGENT_CHARS, NetworkHistory,
-    NewAlert, NewNetworkEvidence, SpikeEvidence, UsageCount, UsageOutcome, UsageRecord,
+    NewAlert, NewNetworkEvidence, SpikeEvidence, UsageCount, UsageOutcome, UsageRecord, UsageRow,
     UsageSummary, hour_of, network_of,
 };

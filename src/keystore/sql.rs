@@ -9,7 +9,7 @@ use super::{
     AttemptOutcome, Incident, KeyHash, KeyHistory, KeyRecord, KeyStore, KeyUpdate, LeakOutcome,
     LeakReport, ListFilter, MAX_NETWORKS, NetworkHistory, NewAlert, OutboxEmail, OutboxRow,
     PageFilter, RateClaim, RateGrant, Revocation, STILL_IN_USE, StoreError, UpdateOutcome,
-    UsageCount, UsageRecord, UsageSummary, WindowUsage, hour_of, network_of,
+    UsageCount, UsageRow, UsageSummary, WindowUsage, hour_of, network_of,
 };
 use async_trait::async_trait;
 use sqlx::Connection;
@@ -130,9 +130,10 @@ pub trait Dialect: Send + Sync + 'static {
     /// when the backend keeps none.
     const RATE_CLAIM: Option<&'static str> = None;
     const RATE_PRUNE: Option<&'static str> = None;
-    /// Appends usage records given as one JSON array (`$1`) of
-    /// `{k, h, t, ip, n, o, ua}` objects: one statement whatever the
-    /// batch's size, so it is prepared once.
+    /// Appends usage rows given as one JSON array (`$1`) of
+    /// `{k, h, t, ip, n, o, ua, c, s}` objects (`c` checks, the last `s` ms
+    /// after the first): one statement whatever the batch's size, so it is
+    /// prepared once.
     const USAGE_INSERT: &'static str;
     /// Adds counts given as one JSON array (`$1`) of `{k, h, n, c}` (key,
     /// hour in ms, network, requests) to `key_usage_hourly`.
@@ -152,9 +153,10 @@ impl Dialect for Sqlite {
     const CLAIM: &'static str = SQLITE_CLAIM;
     const INSERT_ORDER: &'static str = "rowid";
     const USAGE_INSERT: &'static str = "INSERT INTO key_usage \
-         (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
+         (key_id, key_hash, at_ms, ip, network, outcome, user_agent, requests, span_ms) \
          SELECT value ->> '$.k', value ->> '$.h', value ->> '$.t', value ->> '$.ip', \
-         value ->> '$.n', value ->> '$.o', value ->> '$.ua' FROM json_each($1)";
+         value ->> '$.n', value ->> '$.o', value ->> '$.ua', value ->> '$.c', value ->> '$.s' \
+         FROM json_each($1)";
     const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
          (key_id, hour_ms, network, requests) \
          SELECT value ->> '$.k', value ->> '$.h', value ->> '$.n', value ->> '$.c' \
@@ -178,9 +180,9 @@ impl Dialect for Postgres {
     const CLAIM: &'static str = POSTGRES_CLAIM;
     const INSERT_ORDER: &'static str = "seq";
     const USAGE_INSERT: &'static str = "INSERT INTO key_usage \
-         (key_id, key_hash, at_ms, ip, network, outcome, user_agent) \
-         SELECT x.k, x.h, x.t, x.ip, x.n, x.o, x.ua FROM jsonb_to_recordset($1::jsonb) \
-         AS x(k TEXT, h TEXT, t BIGINT, ip TEXT, n TEXT, o TEXT, ua TEXT)";
+         (key_id, key_hash, at_ms, ip, network, outcome, user_agent, requests, span_ms) \
+         SELECT x.k, x.h, x.t, x.ip, x.n, x.o, x.ua, x.c, x.s FROM jsonb_to_recordset($1::jsonb) \
+         AS x(k TEXT, h TEXT, t BIGINT, ip TEXT, n TEXT, o TEXT, ua TEXT, c INTEGER, s INTEGER)";
     // In key order, so that replicas writing the same rows lock them in
     // the same order and never deadlock.
     const USAGE_ROLLUP: &'static str = "INSERT INTO key_usage_hourly \
@@ -943,7 +945,7 @@ where
         Ok(())
     }
 
-    async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError> {
+    async fn record_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError> {
         #[derive(serde::Serialize)]
         struct Row<'a> {
             k: Option<&'a str>,
@@ -953,17 +955,26 @@ where
             n: Option<String>,
             o: &'static str,
             ua: Option<&'a str>,
+            c: u32,
+            s: i64,
         }
-        let rows: Vec<Row<'_>> = records
+        let rows: Vec<Row<'_>> = rows
             .iter()
-            .map(|r| Row {
-                k: r.key_id.as_deref(),
-                h: r.unknown_hash.as_ref().map(KeyHash::to_hex),
-                t: unix_ms(r.at),
-                ip: r.ip.map(|ip| ip.to_string()),
-                n: r.ip.map(network_of),
-                o: r.outcome.as_str(),
-                ua: r.user_agent.as_deref(),
+            .map(|row| {
+                let r = &row.first;
+                let t = unix_ms(r.at);
+                Row {
+                    k: r.key_id.as_deref(),
+                    h: r.unknown_hash.as_ref().map(KeyHash::to_hex),
+                    t,
+                    ip: r.ip.map(|ip| ip.to_string()),
+                    n: r.ip.map(network_of),
+                    o: r.outcome.as_str(),
+                    ua: r.user_agent.as_deref(),
+                    c: row.requests.max(1),
+                    // Within the row's second; never negative.
+                    s: (unix_ms(row.last) - t).clamp(0, 999),
+                }
             })
             .collect();
         let json =
@@ -982,7 +993,7 @@ where
                 let hour = row.t - row.t.rem_euclid(3_600_000);
                 *counts
                     .entry((k, hour, row.n.as_deref().unwrap_or("unknown")))
-                    .or_default() += 1;
+                    .or_default() += i64::from(row.c);
             }
         }
         let counts: Vec<Count<'_>> = counts
@@ -1041,17 +1052,18 @@ where
                 .collect()
         };
         let by_outcome = sqlx::query(&format!(
-            "SELECT outcome, COUNT(*), MIN(at_ms), MAX(at_ms) FROM key_usage \
-             WHERE {which} GROUP BY outcome ORDER BY COUNT(*) DESC, outcome"
+            "SELECT outcome, CAST(SUM(requests) AS BIGINT) AS n, MIN(at_ms), \
+             MAX(at_ms + span_ms) FROM key_usage \
+             WHERE {which} GROUP BY outcome ORDER BY n DESC, outcome"
         ))
         .bind(id)
         .bind(unix_ms(since))
         .fetch_all(&self.pool)
         .await?;
         let by_network = sqlx::query(&format!(
-            "SELECT COALESCE(network, 'unknown') AS net, COUNT(*), MIN(at_ms), MAX(at_ms) \
-             FROM key_usage WHERE {which} \
-             GROUP BY COALESCE(network, 'unknown') ORDER BY COUNT(*) DESC, net LIMIT $3"
+            "SELECT COALESCE(network, 'unknown') AS net, CAST(SUM(requests) AS BIGINT) AS n, \
+             MIN(at_ms), MAX(at_ms + span_ms) FROM key_usage WHERE {which} \
+             GROUP BY COALESCE(network, 'unknown') ORDER BY n DESC, net LIMIT $3"
         ))
         .bind(id)
         .bind(unix_ms(since))
@@ -1174,12 +1186,14 @@ where
         .bind(unix_ms(trailing_until))
         .fetch_one(&self.pool)
         .await?;
-        let recent =
-            sqlx::query("SELECT COUNT(*) FROM key_usage WHERE key_id = $1 AND at_ms >= $2")
-                .bind(id)
-                .bind(unix_ms(now - time::Duration::minutes(5)))
-                .fetch_one(&self.pool)
-                .await?;
+        let recent = sqlx::query(
+            "SELECT CAST(COALESCE(SUM(requests), 0) AS BIGINT) FROM key_usage \
+                 WHERE key_id = $1 AND at_ms >= $2",
+        )
+        .bind(id)
+        .bind(unix_ms(now - time::Duration::minutes(5)))
+        .fetch_one(&self.pool)
+        .await?;
         Ok(KeyHistory {
             networks,
             trailing_requests: trailing.try_get(0)?,

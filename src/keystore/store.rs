@@ -2,7 +2,7 @@
 
 use super::model::check_text;
 use super::sql::{PostgresStore, SqliteStore};
-use super::usage::{AlertEvidence, Incident, KeyHistory, NewAlert, UsageRecord, UsageSummary};
+use super::usage::{AlertEvidence, Incident, KeyHistory, NewAlert, UsageRow, UsageSummary};
 use super::{KeyHash, KeyRecord, KeyState, LimitReset, SpecError, StoreError};
 use async_trait::async_trait;
 use std::sync::Arc;
@@ -333,7 +333,7 @@ pub trait KeyStore: Send + Sync {
     /// Drops the counts of keys whose windows are empty.
     async fn prune_rates(&self) -> Result<(), StoreError>;
     /// Appends key checks to the usage log, in one transaction.
-    async fn record_usage(&self, records: &[UsageRecord]) -> Result<(), StoreError>;
+    async fn record_usage(&self, rows: &[UsageRow]) -> Result<(), StoreError>;
     /// Deletes usage records from before `before`; how many.
     async fn prune_usage(&self, before: OffsetDateTime) -> Result<u64, StoreError>;
     /// Key `id`'s checks from `since` on; with `refused_only`, only those

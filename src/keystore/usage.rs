@@ -78,6 +78,30 @@ pub struct UsageRecord {
     pub user_agent: Option<String>,
 }
 
+/// What the log keeps of the checks of one key (or unknown key), caller,
+/// outcome and user agent within one second of the clock: the first of
+/// them, how many there were and when the last one came. A busy key's own
+/// service costs the store a row a second, not one a check.
+#[derive(Debug, Clone, PartialEq)]
+pub struct UsageRow {
+    /// The first check; its `at` is the row's time.
+    pub first: UsageRecord,
+    /// The last check's time: `first.at` or later, in the same second.
+    pub last: OffsetDateTime,
+    /// How many checks the row stands for (at least one).
+    pub requests: u32,
+}
+
+impl From<UsageRecord> for UsageRow {
+    fn from(check: UsageRecord) -> Self {
+        UsageRow {
+            last: check.at,
+            first: check,
+            requests: 1,
+        }
+    }
+}
+
 /// The most characters of a user agent kept.
 pub const MAX_USER_AGENT_CHARS: usize = 200;
 

@@ -8,7 +8,7 @@
 use super::metrics::UsageMetrics;
 use crate::keystore::{
     AlertEvidence, KeyHistory, KeyStore, NEW_NETWORK, NetworkHistory, NewAlert, NewNetworkEvidence,
-    SpikeEvidence, USAGE_SPIKE, UsageRecord, hour_of, network_of,
+    SpikeEvidence, USAGE_SPIKE, UsageRow, hour_of, network_of,
 };
 use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
@@ -147,13 +147,13 @@ struct Profile {
 }
 
 impl Profile {
-    fn add(&mut self, at: OffsetDateTime) {
+    fn add(&mut self, at: OffsetDateTime, requests: u32) {
         let minute = at.unix_timestamp().div_euclid(60);
         let cell = &mut self.minutes[minute.rem_euclid(5) as usize];
         if cell.0 != minute {
             *cell = (minute, 0);
         }
-        cell.1 += 1;
+        cell.1 = cell.1.saturating_add(requests);
     }
 
     fn recent(&self, now: OffsetDateTime) -> i64 {
@@ -253,19 +253,20 @@ impl Watcher {
 
     /// Takes note of the keys of a batch just written, and looks at what
     /// is due.
-    pub async fn after_batch(&mut self, batch: &[UsageRecord]) {
+    pub async fn after_batch(&mut self, batch: &[UsageRow]) {
         if self.seen.len() > SEEN_CAP {
             self.seen.clear();
         }
         if self.profiles.len() > SEEN_CAP {
             self.profiles.clear();
         }
-        for r in batch {
+        for row in batch {
+            let r = &row.first;
             let Some(id) = r.key_id.as_deref() else {
                 continue;
             };
             match self.profiles.get_mut(id) {
-                Some(p) => p.add(r.at),
+                Some(p) => p.add(r.at, row.requests),
                 None => {
                     let mut p = Profile {
                         usual: None,
@@ -274,7 +275,7 @@ impl Watcher {
                         minutes: [(i64::MIN, 0); 5],
                         spike_at: None,
                     };
-                    p.add(r.at);
+                    p.add(r.at, row.requests);
                     self.profiles.insert(id.to_string(), p);
                 }
             }
@@ -478,10 +479,10 @@ mod tests {
         };
         let now = OffsetDateTime::now_utc();
         assert_eq!(p.recent(now), 0);
-        p.add(now - time::Duration::minutes(7));
-        p.add(now - time::Duration::minutes(2));
-        p.add(now);
-        p.add(now);
+        p.add(now - time::Duration::minutes(7), 1);
+        p.add(now - time::Duration::minutes(2), 1);
+        p.add(now, 1);
+        p.add(now, 1);
         assert_eq!(p.recent(now), 3);
         assert_eq!(p.recent(now + time::Duration::minutes(10)), 0);
     }

@@ -12,7 +12,11 @@ type Labels = Vec<(&'static str, String)>;
 #[derive(Clone, Default)]
 pub struct UsageMetrics {
     pub queue_depth: Gauge,
+    /// Key checks written.
     pub written: Counter,
+    /// Rows they were written as (a caller's checks within a second
+    /// share one).
+    pub rows_written: Counter,
     /// Store transactions that wrote them.
     pub writes: Counter,
     dropped: Family<Labels, Counter>,
@@ -130,6 +134,11 @@ impl Metrics {
             "usage_records_written",
             "Usage records written to the store",
             usage.written.clone(),
+        );
+        registry.register(
+            "usage_rows_written",
+            "Usage log rows written (one per key, caller, outcome, user agent and second)",
+            usage.rows_written.clone(),
         );
         registry.register(
             "usage_writes",

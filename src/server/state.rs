@@ -15,6 +15,9 @@ use time::OffsetDateTime;
 
 /// How often a key's last-used time is written at most.
 const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
+/// How long a "still in use" alert waits for the usage log to write the
+/// attempt that raised it (the log writes once a second).
+const WRITTEN_WITHIN: Duration = Duration::from_secs(10);
 
 /// How long a request waits on the key store by default before it is
 /// answered 503 (GitHub's deliveries time out after about 10 s).
@@ -207,6 +210,14 @@ impl AppState {
         let inner = self.inner.clone();
         let id = id.to_string();
         tokio::spawn(async move {
+            // The email shows the attempts since the revocation from the
+            // usage log: queued once this one is written, it holds it.
+            if !inner.usage.written_through(now, WRITTEN_WITHIN).await {
+                tracing::debug!(
+                    key = id,
+                    "attempt not yet in the usage log; alert queued anyway"
+                );
+            }
             let alert = NewAlert {
                 key_id: &id,
                 kind: STILL_IN_USE,

@@ -1,22 +1,31 @@
 //! The usage log's writer. A key check hands its record to a bounded queue
-//! and goes on; one task writes what is queued to the store in batches, at
-//! most one write per [`LINGER`], and deletes records past the retention. A full queue drops the record and
-//! counts it: a check never waits for the log.
+//! and goes on; one task takes what is queued, counts the checks of one
+//! key, caller, outcome and user agent within a second into one row
+//! ([`UsageRow`]), writes the rows to the store at most once per
+//! [`LINGER`], and deletes records past the retention. A full queue drops
+//! the record and counts it: a check never waits for the log.
 
 use super::alerts::Watcher;
 use super::metrics::UsageMetrics;
-use crate::keystore::{KeyStore, UsageRecord};
+use crate::keystore::{KeyHash, KeyStore, UsageOutcome, UsageRecord, UsageRow};
+use std::collections::HashMap;
+use std::net::IpAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use time::OffsetDateTime;
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// Records the queue holds at most, by default.
 pub const DEFAULT_QUEUE: usize = 65_536;
-/// Records one store write takes at most.
+/// Records taken from the queue at a time.
 const BATCH: usize = 2_000;
-/// A write waits this long after the one before, gathering records.
-const LINGER: Duration = Duration::from_millis(100);
+/// Rows one store write takes at most: more are written at once.
+const MAX_ROWS: usize = 20_000;
+/// A record waits at most this long before it is written, gathered with
+/// what comes meanwhile: a second's checks of a key from one caller make
+/// one row, and one transaction a second costs the store far less than
+/// many (BENCHMARKS.md, issue 17).
+const LINGER: Duration = Duration::from_secs(1);
 /// How often records past the retention are deleted.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Wait before the one retry of a batch the store refused.
@@ -31,6 +40,8 @@ pub struct UsageLog {
     /// Asks the writer to write everything queued, and answers when done.
     flush_tx: mpsc::Sender<oneshot::Sender<usize>>,
     flush_rx: Mutex<Option<mpsc::Receiver<oneshot::Sender<usize>>>>,
+    /// The time of the latest check written.
+    written: Arc<watch::Sender<OffsetDateTime>>,
 }
 
 impl UsageLog {
@@ -39,6 +50,7 @@ impl UsageLog {
     pub fn new(retention: Option<Duration>, queue: usize) -> Self {
         let (flush_tx, flush_rx) = mpsc::channel(1);
         let flush_rx = Mutex::new(Some(flush_rx));
+        let written = Arc::new(watch::Sender::new(OffsetDateTime::UNIX_EPOCH));
         match retention {
             Some(retention) => {
                 let (tx, rx) = mpsc::channel(queue.max(1));
@@ -48,6 +60,7 @@ impl UsageLog {
                     retention,
                     flush_tx,
                     flush_rx,
+                    written,
                 }
             }
             None => UsageLog {
@@ -56,6 +69,7 @@ impl UsageLog {
                 retention: Duration::ZERO,
                 flush_tx,
                 flush_rx,
+                written,
             },
         }
     }
@@ -73,6 +87,19 @@ impl UsageLog {
             done_rx.await.ok()
         };
         tokio::time::timeout(limit, asked).await.ok().flatten()
+    }
+
+    /// Waits, at most `limit`, until the check made at `at` is written:
+    /// what reads the log for it (an alert's evidence) then finds it.
+    /// At once when the log is off. Whether it was written.
+    pub async fn written_through(&self, at: OffsetDateTime, limit: Duration) -> bool {
+        if self.tx.is_none() {
+            return true;
+        }
+        let mut seen = self.written.subscribe();
+        tokio::time::timeout(limit, seen.wait_for(|w| *w >= at))
+            .await
+            .is_ok_and(|r| r.is_ok())
     }
 
     pub fn is_on(&self) -> bool {
@@ -102,59 +129,70 @@ impl UsageLog {
         // alerts only; the next one of the same key looks again).
         let (watch_tx, watch_rx) = mpsc::channel(WATCH_QUEUE);
         tokio::spawn(watch_forever(watch_rx, watcher));
-        tokio::spawn(write_forever(
-            rx, flush, store, metrics, retention, watch_tx,
-        ));
+        let log = Writer {
+            store,
+            metrics,
+            watcher: watch_tx,
+            written: self.written.clone(),
+        };
+        tokio::spawn(write_forever(rx, flush, log, retention));
     }
+}
+
+/// Where written rows go: the store, the metrics, the alerts and those
+/// waiting for a check to be written.
+struct Writer {
+    store: Arc<dyn KeyStore>,
+    metrics: UsageMetrics,
+    watcher: mpsc::Sender<Arc<Vec<UsageRow>>>,
+    written: Arc<watch::Sender<OffsetDateTime>>,
 }
 
 async fn write_forever(
     mut rx: mpsc::Receiver<UsageRecord>,
     mut flush: mpsc::Receiver<oneshot::Sender<usize>>,
-    store: Arc<dyn KeyStore>,
-    metrics: UsageMetrics,
+    log: Writer,
     retention: Duration,
-    watcher: mpsc::Sender<Arc<Vec<UsageRecord>>>,
 ) {
-    let mut batch = Vec::with_capacity(BATCH);
+    let mut taken = Vec::with_capacity(BATCH);
+    let mut pending = Pending::default();
+    // When the oldest pending record is due; far off while none is.
+    let mut due = tokio::time::Instant::now() + PRUNE_EVERY;
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     loop {
         tokio::select! {
-            n = rx.recv_many(&mut batch, BATCH) => {
+            n = rx.recv_many(&mut taken, BATCH) => {
                 if n == 0 {
+                    log.write(&mut pending).await;
                     break;
                 }
-                metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
-                let next = tokio::time::Instant::now() + LINGER;
-                if write_batch(&*store, &batch, &metrics).await {
-                    let _ = watcher.try_send(Arc::new(std::mem::take(&mut batch)));
+                if pending.is_empty() {
+                    due = tokio::time::Instant::now() + LINGER;
                 }
-                batch.clear();
-                // What comes meanwhile goes in the next write: one
-                // transaction for a tenth of a second's checks costs the
-                // store far less than one for every few.
-                tokio::time::sleep_until(next).await;
+                for record in taken.drain(..) {
+                    pending.add(record);
+                }
+                log.metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
+                if pending.rows() >= MAX_ROWS {
+                    log.write(&mut pending).await;
+                }
+            }
+            _ = tokio::time::sleep_until(due), if !pending.is_empty() => {
+                log.write(&mut pending).await;
             }
             Some(done) = flush.recv() => {
-                let mut written = 0;
-                loop {
-                    while batch.len() < BATCH {
-                        let Ok(record) = rx.try_recv() else { break };
-                        batch.push(record);
+                while let Ok(record) = rx.try_recv() {
+                    pending.add(record);
+                    if pending.rows() >= MAX_ROWS {
+                        log.write(&mut pending).await;
                     }
-                    if batch.is_empty() {
-                        break;
-                    }
-                    if write_batch(&*store, &batch, &metrics).await {
-                        written += batch.len();
-                    }
-                    batch.clear();
                 }
+                let written = log.write(&mut pending).await;
                 let _ = done.send(written);
             }
             _ = prune.tick() => {
                 let before = OffsetDateTime::now_utc() - retention;
-                match store.prune_usage(before).await {
+                match log.store.prune_usage(before).await {
                     Ok(n) if n > 0 => tracing::info!(records = n, "usage records past the retention deleted"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "usage records past the retention not deleted"),
@@ -164,11 +202,114 @@ async fn write_forever(
     }
 }
 
+/// What makes two checks one row: everything a record holds but its time
+/// below the second.
+#[derive(PartialEq, Eq, Hash)]
+struct RowKey {
+    second: i64,
+    key_id: Option<String>,
+    unknown_hash: Option<KeyHash>,
+    ip: Option<IpAddr>,
+    outcome: UsageOutcome,
+    user_agent: Option<String>,
+}
+
+/// The first and last check's times, and how many.
+struct RowCount {
+    first: OffsetDateTime,
+    last: OffsetDateTime,
+    requests: u32,
+}
+
+/// Records taken from the queue and not yet written, counted into rows.
+#[derive(Default)]
+struct Pending {
+    rows: HashMap<RowKey, RowCount>,
+    records: usize,
+}
+
+impl Pending {
+    fn add(&mut self, r: UsageRecord) {
+        let key = RowKey {
+            second: r.at.unix_timestamp(),
+            key_id: r.key_id,
+            unknown_hash: r.unknown_hash,
+            ip: r.ip,
+            outcome: r.outcome,
+            user_agent: r.user_agent,
+        };
+        self.records += 1;
+        let count = self.rows.entry(key).or_insert(RowCount {
+            first: r.at,
+            last: r.at,
+            requests: 0,
+        });
+        // Checks are queued nearly, not exactly, in time order.
+        count.first = count.first.min(r.at);
+        count.last = count.last.max(r.at);
+        count.requests = count.requests.saturating_add(1);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.records == 0
+    }
+
+    fn rows(&self) -> usize {
+        self.rows.len()
+    }
+
+    /// The rows, in time order, and the records they stand for; empties
+    /// what is pending.
+    fn take(&mut self) -> (Vec<UsageRow>, usize) {
+        let mut rows: Vec<UsageRow> = self
+            .rows
+            .drain()
+            .map(|(k, c)| UsageRow {
+                first: UsageRecord {
+                    key_id: k.key_id,
+                    unknown_hash: k.unknown_hash,
+                    at: c.first,
+                    ip: k.ip,
+                    outcome: k.outcome,
+                    user_agent: k.user_agent,
+                },
+                last: c.last,
+                requests: c.requests,
+            })
+            .collect();
+        rows.sort_by_key(|r| r.first.at);
+        (rows, std::mem::take(&mut self.records))
+    }
+}
+
+impl Writer {
+    /// Writes what is pending and hands it to the alerts; how many
+    /// records were written.
+    async fn write(&self, pending: &mut Pending) -> usize {
+        if pending.is_empty() {
+            return 0;
+        }
+        let (rows, records) = pending.take();
+        if !write_batch(&*self.store, &rows, records, &self.metrics).await {
+            return 0;
+        }
+        if let Some(latest) = rows.iter().map(|r| r.last).max() {
+            self.written.send_if_modified(|w| {
+                let later = latest > *w;
+                *w = (*w).max(latest);
+                later
+            });
+        }
+        let _ = self.watcher.try_send(Arc::new(rows));
+        records
+    }
+}
+
 /// Batches waiting for the alerts' look, at most.
 const WATCH_QUEUE: usize = 16;
 
 /// The alerts' task: each written batch, and every second what is due.
-async fn watch_forever(mut rx: mpsc::Receiver<Arc<Vec<UsageRecord>>>, mut watcher: Watcher) {
+async fn watch_forever(mut rx: mpsc::Receiver<Arc<Vec<UsageRow>>>, mut watcher: Watcher) {
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     loop {
         tokio::select! {
@@ -184,15 +325,21 @@ async fn watch_forever(mut rx: mpsc::Receiver<Arc<Vec<UsageRecord>>>, mut watche
 /// Writes one batch, retrying once; a batch the store refuses twice is
 /// dropped and counted (the queue keeps filling meanwhile, and would drop
 /// records anyway). Whether it was written.
-async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &UsageMetrics) -> bool {
+async fn write_batch(
+    store: &dyn KeyStore,
+    rows: &[UsageRow],
+    records: usize,
+    metrics: &UsageMetrics,
+) -> bool {
     let mut error = None;
     for attempt in 0..2 {
         if attempt > 0 {
             tokio::time::sleep(RETRY_AFTER).await;
         }
-        match store.record_usage(batch).await {
+        match store.record_usage(rows).await {
             Ok(()) => {
-                metrics.written.inc_by(batch.len() as u64);
+                metrics.written.inc_by(records as u64);
+                metrics.rows_written.inc_by(rows.len() as u64);
                 metrics.writes.inc();
                 return true;
             }
@@ -200,8 +347,8 @@ async fn write_batch(store: &dyn KeyStore, batch: &[UsageRecord], metrics: &Usag
         }
     }
     if let Some(e) = error {
-        tracing::warn!(error = %e, records = batch.len(), "usage records not written; dropped");
+        tracing::warn!(error = %e, records, "usage records not written; dropped");
     }
-    metrics.dropped_by("store_error", batch.len() as u64);
+    metrics.dropped_by("store_error", records as u64);
     false
 }
