@@ -12,6 +12,7 @@ pub mod matcher;
 pub mod notify;
 #[cfg(feature = "responder")]
 pub mod partner;
+pub mod provenance;
 pub mod report;
 pub mod rules;
 pub mod scan;

@@ -1,6 +1,6 @@
 //! How reports show the commit a finding is attributed to.
 
-use crate::sources::git::CommitInfo;
+use crate::provenance::CommitInfo;
 use time::format_description::well_known::Rfc3339;
 use time::{OffsetDateTime, UtcOffset};
 

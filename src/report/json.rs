@@ -22,7 +22,7 @@ struct JsonFinding<'a> {
     #[serde(skip_serializing_if = "Option::is_none")]
     commit: Option<JsonCommit<'a>>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    blob: Option<&'a str>,
+    blob: Option<String>,
     /// `live`, `invalid` or `unknown` when `--verify` ran.
     #[serde(skip_serializing_if = "Option::is_none")]
     verification: Option<&'static str>,
@@ -64,7 +64,7 @@ fn view<'a>(f: &'a Finding, ctx: &ReportContext<'_>) -> JsonFinding<'a> {
             date: super::commit::author_date(c),
             message: &c.summary,
         }),
-        blob: f.blob.as_deref(),
+        blob: f.blob.map(|b| b.to_string()),
         verification: f.verification.map(|v| v.as_str()),
         encoding: &f.encoding,
         member: f.member.as_deref(),

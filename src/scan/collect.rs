@@ -46,11 +46,10 @@ impl Sink for Collector<'_> {
         }
         let path = unit.origin.display_path();
         let member = unit.origin.member_path();
-        let (commit, blob) = match unit.origin.outermost() {
-            crate::sources::Origin::Blob { commit, blob, .. } => {
-                (commit.clone(), Some(blob.clone()))
-            }
-            _ => (None, None),
+        // A blob's commits and paths are joined to its findings later.
+        let blob = match unit.origin.outermost() {
+            crate::sources::Origin::Blob { blob, .. } => Some(*blob),
+            _ => None,
         };
         let mut found = Vec::new();
         let mut suppressed = Suppressed::default();
@@ -104,8 +103,8 @@ impl Sink for Collector<'_> {
                 end_column: end.column,
                 secret,
                 binary: unit.binary,
-                commit: commit.clone(),
-                blob: blob.clone(),
+                commit: None,
+                blob,
                 verification: None,
                 encoding: unit.decoded.map(|d| d.chain.to_vec()).unwrap_or_default(),
                 member: member.clone(),

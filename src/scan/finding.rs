@@ -1,8 +1,8 @@
 //! A finding: one secret of one rule at one place.
 
+use crate::provenance::CommitInfo;
 use crate::rules::Severity;
 use crate::secret::Secret;
-use crate::sources::git::CommitInfo;
 use std::sync::Arc;
 
 /// One reported secret.
@@ -30,7 +30,7 @@ pub struct Finding {
     /// blob no commit reaches).
     pub commit: Option<Arc<CommitInfo>>,
     /// For git sources: the blob holding the secret.
-    pub blob: Option<String>,
+    pub blob: Option<crate::sources::BlobId>,
     /// Whether the secret still works, when `--verify` asked.
     pub verification: Option<Liveness>,
     /// How the secret was encoded where it was found, from the outside in

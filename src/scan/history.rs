@@ -1,14 +1,12 @@
-//! Scanning git history: each distinct blob is read and matched once, in
-//! parallel, then its findings are attributed to the commits and paths
-//! where the blob appears.
+//! Scanning git history: the git source lists which blobs history holds
+//! and where, and reads each distinct blob once, in parallel, into the
+//! same sink as files (archives and decoding included); the findings of a
+//! blob are then joined to the commits and paths the listing has for it.
 
 use super::finding::fingerprint;
 use super::{Finding, Phase, ScanResult, ScanStats, Scanner, finish};
-use crate::sources::archive::{Expander, kind_of};
-use crate::sources::git::{self, BlobSite, GitError};
-use crate::sources::{Origin, Position, Sink, SourceWarning, Unit, looks_binary};
-use git2::{Oid, Repository};
-use rayon::prelude::*;
+use crate::sources::git::{self, BlobSite, GitError, ReadOptions, Repo};
+use crate::sources::{BlobId, SourceWarning};
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 
@@ -51,8 +49,7 @@ impl Scanner {
         stats: &ScanStats,
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> Result<HistoryResult, GitError> {
-        let repo = git::open(repo_path)?;
-        let git_dir = repo.path().to_path_buf();
+        let repo = Repo::open(repo_path)?;
         let mut notes = Vec::new();
         if repo.is_shallow() {
             notes.push("shallow clone: only the commits present were scanned".to_string());
@@ -79,7 +76,7 @@ impl Scanner {
                     )?;
                     sites.extend(extra);
                 }
-                let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
+                let found = self.scan_sites(&repo, &sites, opts, stats, on_warning);
                 suppressed = found.suppressed;
                 let mut findings = self.attribute_to_sites(found, &sites);
                 if opts.all_occurrences {
@@ -106,7 +103,7 @@ impl Scanner {
                         });
                     }
                 }
-                let found = self.scan_sites(&git_dir, &sites, opts, stats, on_warning);
+                let found = self.scan_sites(&repo, &sites, opts, stats, on_warning);
                 suppressed = found.suppressed;
                 let mut findings = Vec::new();
                 for change in &changes {
@@ -149,52 +146,35 @@ impl Scanner {
     /// Reads and matches each distinct blob of `sites` once, in parallel.
     fn scan_sites(
         &self,
-        git_dir: &Path,
+        repo: &Repo,
         sites: &[BlobSite],
         opts: &HistoryOptions,
         stats: &ScanStats,
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> BlobFindings {
         let mut seen = HashSet::new();
-        let distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
+        let distinct: Vec<(BlobId, &str)> = sites
+            .iter()
+            .filter(|s| seen.insert(s.blob))
+            .map(|s| (s.blob, s.path.as_str()))
+            .collect();
         stats.blobs_total.store(distinct.len() as u64, Relaxed);
         stats.set_phase(Phase::Blobs);
         let collector = self.collector(stats, on_warning);
         let sink = self.decoding(&collector);
         let archives = self.expander();
-        let pool = rayon::ThreadPoolBuilder::new()
-            .num_threads(opts.threads)
-            .build()
-            .expect("a thread pool with default settings builds");
-        pool.install(|| {
-            distinct.par_iter().for_each_init(
-                || (Repository::open(git_dir), sink.new_worker()),
-                |(repo, worker), site| match repo {
-                    Ok(repo) => scan_blob(
-                        repo,
-                        site,
-                        opts.max_file_size,
-                        archives.as_deref(),
-                        &sink,
-                        worker,
-                    ),
-                    // Never skip a blob silently.
-                    Err(e) => sink.warning(SourceWarning::Walk(format!(
-                        "blob {} ({}): not scanned: cannot open the repository: {}",
-                        site.blob,
-                        site.path,
-                        e.message()
-                    ))),
-                },
-            );
-        });
+        let read = ReadOptions {
+            threads: opts.threads,
+            max_size: opts.max_file_size,
+            archives: archives.as_deref(),
+        };
+        git::read_blobs(repo, &distinct, &read, &sink);
         let scanned = finish(collector);
-        let mut by_blob: HashMap<String, Vec<Finding>> = HashMap::new();
+        let mut by_blob: HashMap<BlobId, Vec<Finding>> = HashMap::new();
         for f in scanned.findings {
-            by_blob
-                .entry(f.blob.clone().unwrap_or_default())
-                .or_default()
-                .push(f);
+            if let Some(blob) = f.blob {
+                by_blob.entry(blob).or_default().push(f);
+            }
         }
         BlobFindings {
             by_blob,
@@ -235,17 +215,14 @@ impl Scanner {
     /// that skips trees known to hold none of them.
     fn expand_occurrences(
         &self,
-        repo: &Repository,
+        repo: &Repo,
         findings: Vec<Finding>,
     ) -> Result<Vec<Finding>, GitError> {
-        let wanted: HashSet<Oid> = findings
-            .iter()
-            .filter_map(|f| f.blob.as_deref().and_then(|b| Oid::from_str(b).ok()))
-            .collect();
-        let mut by_blob: HashMap<Oid, Vec<&Finding>> = HashMap::new();
+        let wanted: HashSet<BlobId> = findings.iter().filter_map(|f| f.blob).collect();
+        let mut by_blob: HashMap<BlobId, Vec<&Finding>> = HashMap::new();
         for f in &findings {
-            if let Some(oid) = f.blob.as_deref().and_then(|b| Oid::from_str(b).ok()) {
-                by_blob.entry(oid).or_default().push(f);
+            if let Some(blob) = f.blob {
+                by_blob.entry(blob).or_default().push(f);
             }
         }
         let sites = git::all_sites_of(repo, &wanted)?;
@@ -275,13 +252,13 @@ impl Scanner {
 
 /// Findings of each scanned blob, by blob id, and what was suppressed.
 struct BlobFindings {
-    by_blob: HashMap<String, Vec<Finding>>,
+    by_blob: HashMap<BlobId, Vec<Finding>>,
     suppressed: super::Suppressed,
 }
 
 impl BlobFindings {
-    fn findings_of(&self, blob: Oid) -> Option<&Vec<Finding>> {
-        self.by_blob.get(&blob.to_string())
+    fn findings_of(&self, blob: BlobId) -> Option<&Vec<Finding>> {
+        self.by_blob.get(&blob)
     }
 }
 
@@ -308,7 +285,7 @@ fn earliest_per_path(findings: Vec<Finding>) -> Vec<Finding> {
 /// Drops a secret's finding at a new path when the path it was first
 /// found at no longer exists in that commit: the file was renamed or moved
 /// (and perhaps edited), which is not a new leak.
-fn drop_moved(repo: &Repository, findings: Vec<Finding>) -> Vec<Finding> {
+fn drop_moved(repo: &Repo, findings: Vec<Finding>) -> Vec<Finding> {
     let order = |f: &Finding| f.commit.as_ref().map_or(u32::MAX, |c| c.order);
     let mut groups: HashMap<(String, Vec<u8>), Vec<Finding>> = HashMap::new();
     for f in findings {
@@ -324,7 +301,7 @@ fn drop_moved(repo: &Repository, findings: Vec<Finding>) -> Vec<Finding> {
         for f in group {
             let moved = f.commit.as_ref().is_some_and(|c| {
                 kept.iter().any(|earlier| {
-                    earlier.commit.is_some() && !path_exists_at(repo, &c.id, &earlier.path)
+                    earlier.commit.is_some() && !repo.path_exists_at(&c.id, &earlier.path)
                 })
             });
             if !moved {
@@ -334,68 +311,4 @@ fn drop_moved(repo: &Repository, findings: Vec<Finding>) -> Vec<Finding> {
         out.extend(kept);
     }
     out
-}
-
-fn path_exists_at(repo: &Repository, commit: &str, path: &str) -> bool {
-    Oid::from_str(commit)
-        .and_then(|oid| repo.find_commit(oid))
-        .and_then(|c| c.tree())
-        .is_ok_and(|t| t.get_path(Path::new(path)).is_ok())
-}
-
-/// Reads one blob and feeds it to `sink` as the file at `site`; a blob
-/// that cannot be read, or is above `max_size`, is a warning.
-pub(super) fn scan_blob<S: Sink>(
-    repo: &Repository,
-    site: &BlobSite,
-    max_size: u64,
-    archives: Option<&Expander>,
-    sink: &S,
-    worker: &mut S::Worker,
-) {
-    let blob = match repo.find_blob(site.blob) {
-        Ok(b) => b,
-        Err(e) => {
-            sink.warning(SourceWarning::Walk(format!(
-                "blob {} ({}): cannot read: {}",
-                site.blob,
-                site.path,
-                e.message()
-            )));
-            return;
-        }
-    };
-    let data = blob.content();
-    if data.len() as u64 > max_size {
-        sink.warning(SourceWarning::TooLarge {
-            path: format!("{} (blob {})", site.path, site.blob),
-            size: data.len() as u64,
-            limit: max_size,
-        });
-        return;
-    }
-    let origin = Origin::Blob {
-        path: site.path.clone(),
-        commit: site.commit.clone(),
-        blob: site.blob.to_string(),
-    };
-    if let Some(archives) = archives
-        && kind_of(&data[..data.len().min(512)]).is_some()
-    {
-        // Reading from memory cannot fail.
-        let _ = archives.expand_seekable(&origin, std::io::Cursor::new(data), sink, worker);
-        return;
-    }
-    sink.unit(
-        worker,
-        &Unit {
-            origin: &origin,
-            data,
-            keep: 0..data.len(),
-            start: Position::START,
-            binary: looks_binary(data),
-            decoded: None,
-        },
-    );
-    sink.input_done(worker, data.len() as u64);
 }

@@ -2,9 +2,8 @@
 //! secrets on lines the commit adds.
 
 use super::{ScanResult, ScanStats, Scanner, finish};
-use crate::sources::git::{self, BlobSite, GitError};
-use crate::sources::{Sink, SourceWarning};
-use git2::{Oid, Repository};
+use crate::sources::git::{self, GitError, ReadOptions, Repo};
+use crate::sources::{BlobId, Sink, SourceWarning};
 use std::collections::HashSet;
 use std::path::Path;
 
@@ -16,7 +15,7 @@ impl Scanner {
         stats: &ScanStats,
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> Result<ScanResult, GitError> {
-        let repo = git::open(repo_path)?;
+        let repo = Repo::open(repo_path)?;
         let staged = git::staged_files(&repo)?;
         let collector = self.collector(stats, on_warning);
         let sink = self.decoding(&collector);
@@ -29,7 +28,7 @@ impl Scanner {
         }
         let mut result = finish(collector);
         // Binary files have no line diff: keep secrets the old version lacked.
-        let old_secrets = |oid: Option<Oid>, path: &str| -> HashSet<(String, Vec<u8>)> {
+        let old_secrets = |oid: Option<BlobId>, path: &str| -> HashSet<(String, Vec<u8>)> {
             let Some(oid) = oid else {
                 return HashSet::new();
             };
@@ -65,18 +64,18 @@ impl Scanner {
 
     fn scan_index_blob<S: Sink>(
         &self,
-        repo: &Repository,
+        repo: &Repo,
         sink: &S,
         worker: &mut S::Worker,
-        oid: Oid,
+        blob: BlobId,
         path: &str,
     ) {
-        let site = BlobSite {
-            blob: oid,
-            commit: None,
-            path: path.to_string(),
-        };
         let archives = self.expander();
-        super::history::scan_blob(repo, &site, u64::MAX, archives.as_deref(), sink, worker);
+        let read = ReadOptions {
+            threads: 1,
+            max_size: u64::MAX,
+            archives: archives.as_deref(),
+        };
+        git::read_blob(repo, blob, path, &read, sink, worker);
     }
 }

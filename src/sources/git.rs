@@ -5,7 +5,11 @@
 //! matches. History is walked oldest-first, each tree once, so the cost
 //! grows with the number of distinct objects, not commits × files.
 
+use super::archive::{Expander, kind_of};
+use super::{BlobId, Origin, Position, Sink, SourceWarning, Unit, looks_binary};
+use crate::provenance::CommitInfo;
 use git2::{ObjectType, Oid, Repository, Sort};
+use rayon::prelude::*;
 use std::collections::{HashMap, HashSet};
 use std::path::Path;
 use std::sync::Arc;
@@ -82,40 +86,24 @@ fn push_range(
     Ok(())
 }
 
-/// The commit a finding is attributed to.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct CommitInfo {
-    pub id: String,
-    pub author_name: String,
-    pub author_email: String,
-    /// Author time, seconds since the epoch, and its UTC offset in minutes.
-    pub time: i64,
-    pub offset_minutes: i32,
-    /// First line of the message.
-    pub summary: String,
-    /// Position in the oldest-first walk: lower is earlier.
-    pub order: u32,
-}
-
-impl CommitInfo {
-    fn from_commit(c: &git2::Commit<'_>, order: u32) -> Self {
-        let author = c.author();
-        CommitInfo {
-            id: c.id().to_string(),
-            author_name: String::from_utf8_lossy(author.name_bytes()).into_owned(),
-            author_email: String::from_utf8_lossy(author.email_bytes()).into_owned(),
-            time: author.when().seconds(),
-            offset_minutes: author.when().offset_minutes(),
-            summary: String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned(),
-            order,
-        }
+/// A commit's provenance as findings carry it.
+fn commit_info(c: &git2::Commit<'_>, order: u32) -> CommitInfo {
+    let author = c.author();
+    CommitInfo {
+        id: c.id().to_string(),
+        author_name: String::from_utf8_lossy(author.name_bytes()).into_owned(),
+        author_email: String::from_utf8_lossy(author.email_bytes()).into_owned(),
+        time: author.when().seconds(),
+        offset_minutes: author.when().offset_minutes(),
+        summary: String::from_utf8_lossy(c.summary_bytes().unwrap_or_default()).into_owned(),
+        order,
     }
 }
 
 /// A blob at a path in a commit (no commit: a blob no ref reaches).
 #[derive(Debug, Clone)]
 pub struct BlobSite {
-    pub blob: Oid,
+    pub blob: BlobId,
     pub commit: Option<Arc<CommitInfo>>,
     pub path: String,
 }
@@ -139,6 +127,40 @@ pub struct History {
     pub notes: Vec<String>,
     /// Refs whose objects cannot be read (corrupt or missing): warnings.
     pub broken: Vec<String>,
+}
+
+/// A repository opened for scanning: what the scan asks of git goes
+/// through here, so that the scan itself never touches libgit2.
+pub struct Repo(Repository);
+
+impl Repo {
+    /// The repository (bare or not) at or above `path`.
+    pub fn open(path: &Path) -> Result<Repo, GitError> {
+        open(path).map(Repo)
+    }
+
+    /// Whether it is a shallow clone (history cut short).
+    pub fn is_shallow(&self) -> bool {
+        self.0.is_shallow()
+    }
+
+    /// Whether commit `commit` (a full hex id) has a file at `path`.
+    pub fn path_exists_at(&self, commit: &str, path: &str) -> bool {
+        Oid::from_str(commit)
+            .and_then(|oid| self.0.find_commit(oid))
+            .and_then(|c| c.tree())
+            .is_ok_and(|t| t.get_path(Path::new(path)).is_ok())
+    }
+}
+
+fn blob_id(oid: Oid) -> BlobId {
+    let mut id = [0; 20];
+    id.copy_from_slice(&oid.as_bytes()[..20]);
+    BlobId(id)
+}
+
+fn oid_of(id: BlobId) -> Oid {
+    Oid::from_bytes(&id.0).expect("20 bytes are an object id")
 }
 
 /// Opens a repository (bare or not) at or above `path`.
@@ -303,7 +325,8 @@ fn tolerant_walk(repo: &Repository, tips: &[Oid], broken: &mut Vec<String>) -> V
 
 /// Walks all of history oldest-first and lists each distinct blob where it
 /// first appeared. Trees already visited are not entered again.
-pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<History, GitError> {
+pub fn enumerate_history(repo: &Repo, counters: &WalkCounters) -> Result<History, GitError> {
+    let repo = &repo.0;
     let mut history = History::default();
     let commits = all_commits(
         repo,
@@ -326,7 +349,7 @@ pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<H
             gitlinks.commits += usize::from(gitlinks.trees.contains(&tree_id));
             continue;
         }
-        let info = Arc::new(CommitInfo::from_commit(&commit, order));
+        let info = Arc::new(commit_info(&commit, order));
         // The trees this commit walks, each with the index of its parent:
         // a gitlink found below marks every tree up to the root.
         let mut walked: Vec<(Oid, Option<usize>)> = Vec::new();
@@ -360,7 +383,7 @@ pub fn enumerate_history(repo: &Repository, counters: &WalkCounters) -> Result<H
                         let first = *first_commit_of_blob.entry(entry.id()).or_insert(order);
                         if first == order {
                             history.sites.push(BlobSite {
-                                blob: entry.id(),
+                                blob: blob_id(entry.id()),
                                 commit: Some(info.clone()),
                                 path: path(),
                             });
@@ -431,8 +454,9 @@ impl Gitlinks {
 
 /// Every blob in the object database that the history walk did not list
 /// (dangling or unreachable blobs), as sites without a commit.
-pub fn unreachable_blobs(repo: &Repository, history: &History) -> Result<Vec<BlobSite>, GitError> {
-    let known: HashSet<Oid> = history.sites.iter().map(|s| s.blob).collect();
+pub fn unreachable_blobs(repo: &Repo, history: &History) -> Result<Vec<BlobSite>, GitError> {
+    let repo = &repo.0;
+    let known: HashSet<BlobId> = history.sites.iter().map(|s| s.blob).collect();
     let odb = repo.odb().map_err(git_err("opening the object database"))?;
     let mut all = Vec::new();
     odb.foreach(|oid| {
@@ -442,12 +466,12 @@ pub fn unreachable_blobs(repo: &Repository, history: &History) -> Result<Vec<Blo
     .map_err(git_err("listing objects"))?;
     let mut out = Vec::new();
     for oid in all {
-        if known.contains(&oid) {
+        if known.contains(&blob_id(oid)) {
             continue;
         }
         if let Ok((_, ObjectType::Blob)) = odb.read_header(oid) {
             out.push(BlobSite {
-                blob: oid,
+                blob: blob_id(oid),
                 commit: None,
                 path: format!("(unreachable blob {oid})"),
             });
@@ -461,16 +485,17 @@ pub fn unreachable_blobs(repo: &Repository, history: &History) -> Result<Vec<Blo
 #[derive(Debug, Clone)]
 pub struct Change {
     pub site: BlobSite,
-    pub parents: Vec<Option<Oid>>,
+    pub parents: Vec<Option<BlobId>>,
 }
 
 /// Commits in `range` (`BASE..HEAD` or `A...B`) and the paths each
 /// changed, oldest first.
 pub fn enumerate_range(
-    repo: &Repository,
+    repo: &Repo,
     range: &str,
     counters: &WalkCounters,
 ) -> Result<RangeWalk, GitError> {
+    let repo = &repo.0;
     let mut walk = repo.revwalk().map_err(git_err("revwalk"))?;
     walk.set_sorting(Sort::TOPOLOGICAL | Sort::REVERSE)
         .map_err(git_err("revwalk"))?;
@@ -497,7 +522,7 @@ pub fn enumerate_range(
         let diff = repo
             .diff_tree_to_tree(first, Some(&tree), None)
             .map_err(git_err(format!("diffing {oid}")))?;
-        let info = Arc::new(CommitInfo::from_commit(&commit, order as u32));
+        let info = Arc::new(commit_info(&commit, order as u32));
         for delta in diff.deltas() {
             let new = delta.new_file();
             if new.id().is_zero()
@@ -512,17 +537,21 @@ pub fn enumerate_range(
                 continue;
             };
             let path_str = String::from_utf8_lossy(path).into_owned();
-            let parents: Vec<Option<Oid>> = parent_trees
+            let parents: Vec<Option<BlobId>> = parent_trees
                 .iter()
-                .map(|t| t.get_path(Path::new(&path_str)).ok().map(|e| e.id()))
+                .map(|t| {
+                    t.get_path(Path::new(&path_str))
+                        .ok()
+                        .map(|e| blob_id(e.id()))
+                })
                 .collect();
             // A merge that took this file from one parent adds nothing.
-            if parents.contains(&Some(new.id())) {
+            if parents.contains(&Some(blob_id(new.id()))) {
                 continue;
             }
             changes.push(Change {
                 site: BlobSite {
-                    blob: new.id(),
+                    blob: blob_id(new.id()),
                     commit: Some(info.clone()),
                     path: path_str,
                 },
@@ -535,7 +564,10 @@ pub fn enumerate_range(
 
 /// Every (commit, path) in all of history where one of `wanted` appears.
 /// Trees known to hold none of them are not entered again.
-pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<BlobSite>, GitError> {
+pub fn all_sites_of(repo: &Repo, wanted: &HashSet<BlobId>) -> Result<Vec<BlobSite>, GitError> {
+    let repo = &repo.0;
+    let wanted: HashSet<Oid> = wanted.iter().map(|b| oid_of(*b)).collect();
+    let wanted = &wanted;
     let mut notes = Vec::new();
     let commits = all_commits(repo, &mut notes, &mut Vec::new(), &AtomicU64::new(0))?;
     // Per tree: the (relative path, blob) pairs of wanted blobs below it.
@@ -549,10 +581,10 @@ pub fn all_sites_of(repo: &Repository, wanted: &HashSet<Oid>) -> Result<Vec<Blob
         if hits.is_empty() {
             continue;
         }
-        let info = Arc::new(CommitInfo::from_commit(&commit, order as u32));
+        let info = Arc::new(commit_info(&commit, order as u32));
         for (path, blob) in hits.iter() {
             out.push(BlobSite {
-                blob: *blob,
+                blob: blob_id(*blob),
                 commit: Some(info.clone()),
                 path: path.clone(),
             });
@@ -596,14 +628,15 @@ fn wanted_below(
 #[derive(Debug, Clone)]
 pub struct StagedFile {
     pub path: String,
-    pub blob: Oid,
-    pub old_blob: Option<Oid>,
+    pub blob: BlobId,
+    pub old_blob: Option<BlobId>,
     pub added_lines: Option<HashSet<u64>>,
 }
 
 /// The index against HEAD (or against nothing before the first commit),
 /// with renames paired so a renamed file's unchanged lines are not "added".
-pub fn staged_files(repo: &Repository) -> Result<Vec<StagedFile>, GitError> {
+pub fn staged_files(repo: &Repo) -> Result<Vec<StagedFile>, GitError> {
+    let repo = &repo.0;
     let head_tree = match repo.head() {
         Ok(h) => Some(h.peel_to_tree().map_err(git_err("reading HEAD's tree"))?),
         Err(_) => None, // unborn branch: everything staged is new
@@ -650,10 +683,117 @@ pub fn staged_files(repo: &Repository) -> Result<Vec<StagedFile>, GitError> {
         };
         out.push(StagedFile {
             path: String::from_utf8_lossy(path).into_owned(),
-            blob: new.id(),
-            old_blob: Some(old.id()).filter(|o| !o.is_zero()),
+            blob: blob_id(new.id()),
+            old_blob: Some(old.id()).filter(|o| !o.is_zero()).map(blob_id),
             added_lines,
         });
     }
     Ok(out)
+}
+
+/// How blobs are read into a sink.
+pub struct ReadOptions<'a> {
+    /// Worker threads; 0 picks one per core.
+    pub threads: usize,
+    /// Blobs larger than this are skipped with a warning.
+    pub max_size: u64,
+    /// Expands archive blobs into their members; `None`: read them as
+    /// they are.
+    pub archives: Option<&'a Expander>,
+}
+
+/// Reads each of `blobs` (a blob and the path it is reported under while
+/// read) in parallel, each thread with its own handle on the repository,
+/// and pushes it into `sink` as one input.
+pub fn read_blobs<S: Sink>(
+    repo: &Repo,
+    blobs: &[(BlobId, &str)],
+    opts: &ReadOptions<'_>,
+    sink: &S,
+) {
+    let git_dir = repo.0.path();
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(opts.threads)
+        .build()
+        .expect("a thread pool with default settings builds");
+    pool.install(|| {
+        blobs.par_iter().for_each_init(
+            || (Repository::open(git_dir), sink.new_worker()),
+            |(handle, worker), (blob, path)| match handle {
+                Ok(handle) => read_one(handle, *blob, path, opts, sink, worker),
+                // Never skip a blob silently.
+                Err(e) => sink.warning(SourceWarning::Walk(format!(
+                    "blob {blob} ({path}): not scanned: cannot open the repository: {}",
+                    e.message()
+                ))),
+            },
+        );
+    });
+}
+
+/// Reads one blob into `sink` on the caller's thread (the index's blobs,
+/// a few at a time).
+pub fn read_blob<S: Sink>(
+    repo: &Repo,
+    blob: BlobId,
+    path: &str,
+    opts: &ReadOptions<'_>,
+    sink: &S,
+    worker: &mut S::Worker,
+) {
+    read_one(&repo.0, blob, path, opts, sink, worker);
+}
+
+/// Reads one blob and feeds it to `sink` as the file at `path`; a blob
+/// that cannot be read, or is above the size limit, is a warning.
+fn read_one<S: Sink>(
+    repo: &Repository,
+    id: BlobId,
+    path: &str,
+    opts: &ReadOptions<'_>,
+    sink: &S,
+    worker: &mut S::Worker,
+) {
+    let blob = match repo.find_blob(oid_of(id)) {
+        Ok(b) => b,
+        Err(e) => {
+            sink.warning(SourceWarning::Walk(format!(
+                "blob {id} ({path}): cannot read: {}",
+                e.message()
+            )));
+            return;
+        }
+    };
+    let data = blob.content();
+    if data.len() as u64 > opts.max_size {
+        sink.warning(SourceWarning::TooLarge {
+            path: format!("{path} (blob {id})"),
+            size: data.len() as u64,
+            limit: opts.max_size,
+        });
+        return;
+    }
+    let origin = Origin::Blob {
+        path: path.to_string(),
+        blob: id,
+    };
+    if let Some(archives) = opts.archives
+        && kind_of(&data[..data.len().min(512)]).is_some()
+    {
+        // Reading from memory cannot fail.
+        let _ = archives.expand_seekable(&origin, std::io::Cursor::new(data), sink, worker);
+        return;
+    }
+    sink.unit(
+        worker,
+        &Unit {
+            origin: &origin,
+            data,
+            keep: 0..data.len(),
+            start: Position::START,
+            binary: looks_binary(data),
+            decoded: None,
+        },
+    );
+    sink.input_done(worker, data.len() as u64);
 }

@@ -1,6 +1,7 @@
-//! Sources: where bytes to scan come from — files in a directory tree and
-//! stdin (git history later) — pushed as units of `(bytes, origin)` into a
-//! [`Sink`].
+//! Sources: where bytes to scan come from — files in a directory tree,
+//! stdin and git blobs — pushed as units of `(bytes, origin)` into a
+//! [`Sink`]. Archive expansion and decoding sit between a source and the
+//! sink, the same for all of them.
 //!
 //! Sources read and cut input; they never match and never decide what is a
 //! finding. Problems with one input are [`SourceWarning`]s and the source
@@ -27,12 +28,9 @@ pub enum Origin {
     File(PathBuf),
     /// Standard input, under the name given for reports.
     Stdin(String),
-    /// A git blob, at the path (and commit) where it is attributed.
-    Blob {
-        path: String,
-        commit: Option<std::sync::Arc<git::CommitInfo>>,
-        blob: String,
-    },
+    /// A git blob, under the path it is reported at while read; the
+    /// commits and paths it is in are joined to its findings afterwards.
+    Blob { path: String, blob: BlobId },
     /// A member of an archive (which may itself be a member).
     Member {
         archive: std::sync::Arc<Origin>,
@@ -80,6 +78,20 @@ impl Origin {
 impl fmt::Display for Origin {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.display_path())
+    }
+}
+
+/// A git blob's id (its SHA-1): what blobs are read and their findings
+/// joined by.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct BlobId(pub [u8; 20]);
+
+impl fmt::Display for BlobId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        for b in self.0 {
+            write!(f, "{b:02x}")?;
+        }
+        Ok(())
     }
 }
 
