@@ -153,11 +153,7 @@ impl Scanner {
         on_warning: &(dyn Fn(SourceWarning) + Sync),
     ) -> BlobFindings {
         let mut seen = HashSet::new();
-        let distinct: Vec<(BlobId, &str)> = sites
-            .iter()
-            .filter(|s| seen.insert(s.blob))
-            .map(|s| (s.blob, s.path.as_str()))
-            .collect();
+        let distinct: Vec<&BlobSite> = sites.iter().filter(|s| seen.insert(s.blob)).collect();
         stats.blobs_total.store(distinct.len() as u64, Relaxed);
         stats.set_phase(Phase::Blobs);
         let collector = self.collector(stats, on_warning);

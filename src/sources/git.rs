@@ -702,28 +702,25 @@ pub struct ReadOptions<'a> {
     pub archives: Option<&'a Expander>,
 }
 
-/// Reads each of `blobs` (a blob and the path it is reported under while
-/// read) in parallel, each thread with its own handle on the repository,
-/// and pushes it into `sink` as one input.
-pub fn read_blobs<S: Sink>(
-    repo: &Repo,
-    blobs: &[(BlobId, &str)],
-    opts: &ReadOptions<'_>,
-    sink: &S,
-) {
+/// Reads the blob of each of `sites` (under the site's path while read) in
+/// parallel, each thread with its own handle on the repository, and pushes
+/// it into `sink` as one input.
+pub fn read_blobs<S: Sink>(repo: &Repo, sites: &[&BlobSite], opts: &ReadOptions<'_>, sink: &S) {
     let git_dir = repo.0.path();
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(opts.threads)
         .build()
         .expect("a thread pool with default settings builds");
     pool.install(|| {
-        blobs.par_iter().for_each_init(
+        sites.par_iter().for_each_init(
             || (Repository::open(git_dir), sink.new_worker()),
-            |(handle, worker), (blob, path)| match handle {
-                Ok(handle) => read_one(handle, *blob, path, opts, sink, worker),
+            |(handle, worker), site| match handle {
+                Ok(handle) => read_one(handle, site.blob, &site.path, opts, sink, worker),
                 // Never skip a blob silently.
                 Err(e) => sink.warning(SourceWarning::Walk(format!(
-                    "blob {blob} ({path}): not scanned: cannot open the repository: {}",
+                    "blob {} ({}): not scanned: cannot open the repository: {}",
+                    site.blob,
+                    site.path,
                     e.message()
                 ))),
             },
