@@ -3,10 +3,15 @@
 # OpenRouter key pattern, given to each peer as a custom rule from
 # benches/peers/), the same inputs, measured in the same run.
 #
-#   benches/peers.sh [tree|history|all] [runs]
+#   benches/peers.sh [tree|encoded|history|all] [runs]
 #
 # tree:    the 72 MB working-tree corpus (HEAD trees of git and cargo plus
 #          planted keys and hard cases: ../shared/bench/make_tree_corpus.py)
+# encoded: the tree corpus with keys hidden in encodings (fixtures/encoded:
+#          base64, nested base64, percent-encoding, \u/\x escapes) and in
+#          archives (fixtures/archives/generate.py: tgz, whl, jar, nested zip
+#          in tar.gz, gz, and hostile ones) beside it; every tool with its
+#          decoding and archive options on (issue 18)
 # history: the planted-key history corpus (make_git_corpus.py), and
 #          cargo's full history (all refs) with 7 keys planted on top
 #
@@ -22,8 +27,8 @@ export LC_ALL=C
 cd "$(dirname "$0")/.."
 what=${1:-all}
 case "$what" in
-  tree|history|all) ;;
-  *) echo "usage: $0 [tree|history|all] [runs]" >&2; exit 2 ;;
+  tree|encoded|history|all) ;;
+  *) echo "usage: $0 [tree|encoded|history|all] [runs]" >&2; exit 2 ;;
 esac
 runs=${2:-5}
 BENCH_DATA=${BENCH_DATA:-/tmp/kw-bench}
@@ -52,6 +57,31 @@ if [ ! -f "$BENCH_DATA/gitcorpus.truth.json" ]; then
   SHARED=$SHARED python3 benches/shared_corpus.py "$SHARED/make_git_corpus.py" --out "$BENCH_DATA/gitcorpus" \
     --truth "$BENCH_DATA/gitcorpus.truth.json"
 fi
+
+# The tree corpus with the encoded and archived keys beside it (made once,
+# in $BENCH_DATA/encoded): truth is the tree's planted keys, the encoded
+# fixtures' and the archives' (not the hostile archives' keys, which no
+# tool should reach or which sit in members named outside the archive).
+make_encoded() {
+  local dir=$BENCH_DATA/encoded truth=$BENCH_DATA/encoded.truth.json
+  [ -f "$truth" ] && return
+  rm -rf "$dir" "$BENCH_DATA/archives-fixture"
+  mkdir -p "$dir"
+  cp -r "$BENCH_DATA/tree" "$dir/tree"
+  cp -r fixtures/encoded/tree "$dir/encoded"
+  python3 fixtures/archives/generate.py "$BENCH_DATA/archives-fixture" >/dev/null
+  cp -r "$BENCH_DATA/archives-fixture/tree" "$dir/archives"
+  python3 - "$BENCH_DATA" fixtures/encoded/tree.truth.json "$truth" <<'PY'
+import json, sys
+data, encoded, out = sys.argv[1:]
+keys = [dict(k, case=k.get("case") or "tree") for k in json.load(open(f"{data}/tree.truth.json"))["keys"]]
+for k in json.load(open(encoded)):
+    keys.append({"key": k["key"], "case": f"{k['path']} ({'+'.join(k['encoding'])})"})
+for k in json.load(open(f"{data}/archives-fixture/truth.json"))["keys"]:
+    keys.append({"key": k["key"], "case": k["path"]})
+json.dump({"keys": keys}, open(out, "w"), indent=1)
+PY
+}
 
 # cargo's history with 7 keys planted in the places history scanners get
 # wrong (made once, in $BENCH_DATA/cargo-planted; keys generated here).
@@ -120,7 +150,8 @@ PY
 }
 
 # The command each tool runs on TARGET, its findings written to OUTPUT.
-# kind: dir (a directory) or git (all of a repository's history).
+# kind: dir (a directory), decode (a directory, with each tool's decoding
+# and archive options on) or git (all of a repository's history).
 # The same work for all: peers' extras that keywarden does not do are off
 # (gitleaks/betterleaks decoding of base64/hex/percent-encoded text,
 # betterleaks/kingfisher archive extraction, kingfisher validation); with
@@ -135,6 +166,11 @@ command_for() {
     betterleaks/dir) echo "$T/betterleaks filesystem -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth=0 --max-archive-depth=0 -o $output $target" ;;
     betterleaks/git) echo "$T/betterleaks git -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth=0 --max-archive-depth=0 -o $output $target" ;;
     kingfisher/dir) echo "$T/kingfisher scan --no-update-check --load-builtins false --rules-path $PEERS/kingfisher.yaml -n --no-extract-archives --git-history none --format json --output $output $target" ;;
+    # With decoding (depth 2, as keywarden's default) and archives (depth 3) on.
+    keywarden/decode) echo "$KW scan --no-ignore -q --show-secrets -f json -o $output --exit-code 0 $target" ;;
+    gitleaks/decode) echo "$T/gitleaks dir -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth 2 --max-archive-depth 3 -f json -r $output $target" ;;
+    betterleaks/decode) echo "$T/betterleaks filesystem -c $PEERS/gitleaks.toml --no-banner -l error --exit-code 0 --max-decode-depth=2 --max-archive-depth=3 -o $output $target" ;;
+    kingfisher/decode) echo "$T/kingfisher scan --no-update-check --load-builtins false --rules-path $PEERS/kingfisher.yaml -n --extraction-depth 3 --git-history none --format json --output $output $target" ;;
     kingfisher/git) echo "$T/kingfisher scan --no-update-check --load-builtins false --rules-path $PEERS/kingfisher.yaml -n --no-extract-archives --git-history full --format json --output $output $target" ;;
   esac
 }
@@ -229,11 +265,15 @@ PY
 
 case "$what" in
   tree|all) bench tree dir "$BENCH_DATA/tree" "$BENCH_DATA/tree.truth.json" ;;&
+  encoded|all)
+    make_encoded
+    bench encoded decode "$BENCH_DATA/encoded" "$BENCH_DATA/encoded.truth.json"
+    ;;&
   history|all)
     bench gitcorpus git "$BENCH_DATA/gitcorpus" "$BENCH_DATA/gitcorpus.truth.json"
     plant_cargo
     bench cargo git "$BENCH_DATA/cargo-planted" "$BENCH_DATA/cargo-planted.truth.json"
     ;;
-  tree) ;;
+  tree|encoded) ;;
   *) echo "usage: $0 [tree|history|all] [runs]" >&2; exit 2 ;;
 esac

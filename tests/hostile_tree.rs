@@ -25,17 +25,6 @@ fn write(path: &Path, data: &[u8]) {
     std::fs::write(path, data).unwrap();
 }
 
-/// Peak resident memory of any child process waited for so far, in bytes.
-fn children_peak_rss() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
-        0
-    );
-    usage.ru_maxrss as u64 * 1024
-}
-
 /// Makes every directory under `root` (and `root`) world-readable, so an
 /// unprivileged user can walk it.
 fn open_up(root: &Path) {
@@ -175,7 +164,7 @@ fn a_hostile_tree_is_scanned_whole_with_every_skip_explained_in_bounded_memory()
         cmd.uid(65534).gid(65534);
     }
     let out = cmd.output().unwrap();
-    let peak = children_peak_rss();
+    let peak = common::children_peak_rss();
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let findings: Vec<serde_json::Value> =

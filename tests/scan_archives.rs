@@ -189,3 +189,34 @@ fn sarif_points_at_the_archive_and_names_the_member() {
     let text = String::from_utf8_lossy(&text.stdout);
     assert!(text.contains("leaky-pkg-1.0.0.tgz!package/.env"), "{text}");
 }
+
+/// A member far larger than memory should hold is streamed, as a plain
+/// file is: a tar holding one 512 MiB member (sparse on disk: cheap to
+/// make, but every byte is read), its key near the end.
+#[test]
+fn a_half_gib_member_is_streamed_in_bounded_memory() {
+    let k = common::gen_key();
+    let dir = tempfile::tempdir().unwrap();
+    let size: u64 = 512 << 20;
+    let mut header = tar::Header::new_gnu();
+    header.set_path("data/huge.bin").unwrap();
+    header.set_size(size);
+    header.set_mode(0o644);
+    header.set_cksum();
+    let file = std::fs::File::create(dir.path().join("huge.tar")).unwrap();
+    use std::os::unix::fs::FileExt;
+    file.write_all_at(header.as_bytes(), 0).unwrap();
+    file.write_all_at(format!("\n{k}\n").as_bytes(), 512 + size - 4096)
+        .unwrap();
+    // The member, then two zero blocks: the end of the archive.
+    file.set_len(512 + size + 1024).unwrap();
+    drop(file);
+    let (f, _, err) = scan_json(dir.path(), &["--max-file-size", "2GiB", "--show-secrets"]);
+    assert_eq!(
+        found(&f),
+        BTreeSet::from([("huge.tar!data/huge.bin".to_string(), 2, k)]),
+        "{err}"
+    );
+    let peak = common::children_peak_rss();
+    assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
+}

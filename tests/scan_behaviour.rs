@@ -329,17 +329,6 @@ fn scanning_a_single_file_argument_reports_its_path() {
     assert_eq!(places(&f), [("sub/one.txt".to_string(), 1, 1)]);
 }
 
-/// Peak resident memory of any child process waited for so far, in bytes.
-fn children_peak_rss() -> u64 {
-    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
-        0
-    );
-    usage.ru_maxrss as u64 * 1024
-}
-
 #[test]
 fn a_half_gib_file_is_scanned_in_bounded_memory() {
     // Sparse: cheap to make, but every page is mapped and read.
@@ -355,7 +344,7 @@ fn a_half_gib_file_is_scanned_in_bounded_memory() {
     let (f, _, _) = scan_json(dir.path(), &["--max-file-size", "2GiB"]);
     assert_eq!(places(&f), [("huge.bin".to_string(), 2, 1)]);
     assert!(f[0]["binary"].as_bool().unwrap());
-    let peak = children_peak_rss();
+    let peak = common::children_peak_rss();
     assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
 }
 

@@ -260,3 +260,14 @@ pub fn create_key(database_url: &str, args: &[&str]) -> (String, Value) {
     let v: Value = serde_json::from_slice(&out.stdout).unwrap();
     (v["key"].as_str().unwrap().to_string(), v["record"].clone())
 }
+
+/// Peak resident memory of any child process waited for so far, in bytes.
+pub fn children_peak_rss() -> u64 {
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we own.
+    assert_eq!(
+        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
+        0
+    );
+    usage.ru_maxrss as u64 * 1024
+}
