@@ -713,9 +713,9 @@ pub fn read_blobs<S: Sink>(repo: &Repo, sites: &[&BlobSite], opts: &ReadOptions<
         .expect("a thread pool with default settings builds");
     pool.install(|| {
         sites.par_iter().for_each_init(
-            || (Repository::open(git_dir), sink.new_worker()),
+            || (Repository::open(git_dir).map(Repo), sink.new_worker()),
             |(handle, worker), site| match handle {
-                Ok(handle) => read_one(handle, site.blob, &site.path, opts, sink, worker),
+                Ok(handle) => read_blob(handle, site.blob, &site.path, opts, sink, worker),
                 // Never skip a blob silently.
                 Err(e) => sink.warning(SourceWarning::Walk(format!(
                     "blob {} ({}): not scanned: cannot open the repository: {}",
@@ -728,30 +728,18 @@ pub fn read_blobs<S: Sink>(repo: &Repo, sites: &[&BlobSite], opts: &ReadOptions<
     });
 }
 
-/// Reads one blob into `sink` on the caller's thread (the index's blobs,
-/// a few at a time).
+/// Reads one blob into `sink` on the caller's thread, as the file at
+/// `path`; a blob that cannot be read, or is above the size limit, is a
+/// warning.
 pub fn read_blob<S: Sink>(
     repo: &Repo,
-    blob: BlobId,
-    path: &str,
-    opts: &ReadOptions<'_>,
-    sink: &S,
-    worker: &mut S::Worker,
-) {
-    read_one(&repo.0, blob, path, opts, sink, worker);
-}
-
-/// Reads one blob and feeds it to `sink` as the file at `path`; a blob
-/// that cannot be read, or is above the size limit, is a warning.
-fn read_one<S: Sink>(
-    repo: &Repository,
     id: BlobId,
     path: &str,
     opts: &ReadOptions<'_>,
     sink: &S,
     worker: &mut S::Worker,
 ) {
-    let blob = match repo.find_blob(oid_of(id)) {
+    let blob = match repo.0.find_blob(oid_of(id)) {
         Ok(b) => b,
         Err(e) => {
             sink.warning(SourceWarning::Walk(format!(
