@@ -6,6 +6,8 @@ use std::ops::Range;
 
 /// Bytes of new data per chunk of a large input.
 pub const CHUNK_SIZE: usize = 8 << 20;
+/// The most a streamed input's buffer grows by per read.
+const READ_STEP: usize = 256 << 10;
 /// How much of the start of an input decides whether it is binary.
 const BINARY_PROBE: usize = 8192;
 
@@ -116,7 +118,10 @@ impl Chunker {
     /// its context in memory; `f` is also told whether the input looks
     /// binary.
     pub fn stream(&self, mut r: impl Read, mut f: impl FnMut(Chunk<'_>, bool)) -> io::Result<()> {
-        let mut buf: Vec<u8> = Vec::with_capacity(self.size + 2 * self.overlap);
+        // Grown as bytes come, not made a chunk's size up front: most
+        // streamed inputs (archive members) are small, and zeroing a whole
+        // chunk for each cost memory and time (BENCHMARKS.md, issue 20).
+        let mut buf: Vec<u8> = Vec::new();
         // Position of buf[0], and the offset (in the input) where the next
         // chunk's `keep` starts.
         let mut buf_pos = Position::START;
@@ -127,7 +132,7 @@ impl Chunker {
             let want = (keep_start - buf_pos.offset) as usize + self.size + self.overlap;
             while !eof && buf.len() < want {
                 let old = buf.len();
-                buf.resize(want, 0);
+                buf.resize(want.min(old + READ_STEP), 0);
                 match r.read(&mut buf[old..]) {
                     Ok(0) => {
                         buf.truncate(old);
@@ -167,6 +172,38 @@ impl Chunker {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A reader of a few bytes that notes the largest buffer it is given.
+    struct Noting<'a> {
+        data: &'a [u8],
+        largest: usize,
+    }
+
+    impl std::io::Read for Noting<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            self.largest = self.largest.max(buf.len());
+            let n = buf.len().min(self.data.len());
+            buf[..n].copy_from_slice(&self.data[..n]);
+            self.data = &self.data[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn a_small_stream_never_gets_a_whole_chunks_buffer() {
+        // Each archive member is streamed: a chunk's worth of zeroed
+        // buffer per member cost 8 MiB of memory and a memset each.
+        let mut r = Noting {
+            data: b"a few bytes\n",
+            largest: 0,
+        };
+        let mut seen = Vec::new();
+        Chunker::new(64)
+            .stream(&mut r, |c, _| seen.extend_from_slice(c.data))
+            .unwrap();
+        assert_eq!(seen, b"a few bytes\n");
+        assert!(r.largest <= READ_STEP, "a buffer of {} bytes", r.largest);
+    }
 
     #[test]
     fn position_counts_lines_and_characters() {
