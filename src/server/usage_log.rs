@@ -170,24 +170,19 @@ async fn write_forever(
                     due = tokio::time::Instant::now() + LINGER;
                 }
                 for record in taken.drain(..) {
-                    pending.add(record);
+                    log.gather(&mut pending, record).await;
                 }
                 log.metrics.queue_depth.set(i64::try_from(rx.len()).unwrap_or(i64::MAX));
-                if pending.rows() >= MAX_ROWS {
-                    log.write(&mut pending).await;
-                }
             }
             _ = tokio::time::sleep_until(due), if !pending.is_empty() => {
                 log.write(&mut pending).await;
             }
             Some(done) = flush.recv() => {
+                let mut written = 0;
                 while let Ok(record) = rx.try_recv() {
-                    pending.add(record);
-                    if pending.rows() >= MAX_ROWS {
-                        log.write(&mut pending).await;
-                    }
+                    written += log.gather(&mut pending, record).await;
                 }
-                let written = log.write(&mut pending).await;
+                written += log.write(&mut pending).await;
                 let _ = done.send(written);
             }
             _ = prune.tick() => {
@@ -225,7 +220,6 @@ struct RowCount {
 #[derive(Default)]
 struct Pending {
     rows: HashMap<RowKey, RowCount>,
-    records: usize,
 }
 
 impl Pending {
@@ -238,7 +232,6 @@ impl Pending {
             outcome: r.outcome,
             user_agent: r.user_agent,
         };
-        self.records += 1;
         let count = self.rows.entry(key).or_insert(RowCount {
             first: r.at,
             last: r.at,
@@ -251,11 +244,7 @@ impl Pending {
     }
 
     fn is_empty(&self) -> bool {
-        self.records == 0
-    }
-
-    fn rows(&self) -> usize {
-        self.rows.len()
+        self.rows.is_empty()
     }
 
     /// The rows, in time order, and the records they stand for; empties
@@ -278,11 +267,24 @@ impl Pending {
             })
             .collect();
         rows.sort_by_key(|r| r.first.at);
-        (rows, std::mem::take(&mut self.records))
+        let records = rows.iter().map(|r| r.requests as usize).sum();
+        (rows, records)
     }
 }
 
 impl Writer {
+    /// Counts one record into what is pending, writing first when that
+    /// is full; how many records that write wrote.
+    async fn gather(&self, pending: &mut Pending, record: UsageRecord) -> usize {
+        let written = if pending.rows.len() >= MAX_ROWS {
+            self.write(pending).await
+        } else {
+            0
+        };
+        pending.add(record);
+        written
+    }
+
     /// Writes what is pending and hands it to the alerts; how many
     /// records were written.
     async fn write(&self, pending: &mut Pending) -> usize {
