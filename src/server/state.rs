@@ -18,6 +18,8 @@ const TOUCH_INTERVAL: Duration = Duration::from_secs(60);
 /// How long a "still in use" alert waits for the usage log to write the
 /// attempt that raised it (the log writes once a second).
 const WRITTEN_WITHIN: Duration = Duration::from_secs(10);
+/// Tries at queueing a "still in use" alert, a second apart.
+const QUEUE_ALERT_TRIES: usize = 3;
 
 /// How long a request waits on the key store by default before it is
 /// answered 503 (GitHub's deliveries time out after about 10 s).
@@ -226,7 +228,19 @@ impl AppState {
                 at: now,
                 webhook: inner.config.alerts.webhook.as_deref(),
             };
-            match inner.store.queue_alert(&alert).await {
+            // The attempts that follow soon after this one are skipped as
+            // alerted while it waits for the log: retry a store error (a
+            // busy SQLite) here rather than leave it to an attempt that may
+            // not come.
+            let mut queued = inner.store.queue_alert(&alert).await;
+            for _ in 1..QUEUE_ALERT_TRIES {
+                if queued.is_ok() {
+                    break;
+                }
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                queued = inner.store.queue_alert(&alert).await;
+            }
+            match queued {
                 Ok(true) => {
                     inner.metrics.alert("still_in_use");
                     tracing::info!(key = id, "revoked key still in use: owner alert queued");
