@@ -1,8 +1,9 @@
-//! Keys inside archives (issue 18): zip, jar, whl, tar, tar.gz, gz and
-//! archives inside archives, found by the real binary in a directory, in
+//! Keys inside archives (issue 18): zip, jar, whl, tar, tar.gz, gz, bz2,
+//! tar.xz, tar.zst, zst in several frames and archives inside archives, found by the real binary in a directory, in
 //! history and in staged changes, named `ARCHIVE!MEMBER`; hostile archives
-//! (a bomb, members that climb out, an encrypted member, a broken zip) are
-//! skipped with a warning and the scan goes on.
+//! (bombs, members that climb out, an encrypted member, a broken zip, an xz
+//! or zstd stream asking for gigabytes of memory) are skipped with a
+//! warning and the scan goes on.
 
 mod common;
 
@@ -77,10 +78,69 @@ fn keys_in_archives_are_found_by_member_and_hostile_ones_are_skipped_with_a_warn
     // Every finding in an archive names its member.
     for f in &findings {
         let path = f["path"].as_str().unwrap();
-        let (archive, member) = path.split_once('!').unwrap();
-        assert_eq!(f["member"], member, "{f}");
-        assert!(tree.join(archive).is_file(), "{archive}");
+        if let Some((archive, member)) = path.split_once('!') {
+            assert_eq!(f["member"], member, "{f}");
+            assert!(tree.join(archive).is_file(), "{archive}");
+        }
     }
+}
+
+/// Text that starts with an archive's first bytes is scanned as it is when
+/// it does not open as one: a key in it is not lost.
+#[test]
+fn a_file_that_only_starts_like_an_archive_is_scanned_as_it_is() {
+    let dir = tempfile::tempdir().unwrap();
+    let k = common::gen_key();
+    // "BZh9" and a block's magic ("1AY&SY") are text; so are the others.
+    let heads: [(&str, &[u8]); 4] = [
+        ("notes.txt", b"BZh91AY&SY is how bzip2 starts"),
+        ("log.txt", b"\x28\xb5\x2f\xfd zstd magic, then text"),
+        ("data.bin", b"\xfd7zXZ\0 xz magic, then text"),
+        ("readme.txt", b"\x1f\x8b gzip magic, then text"),
+    ];
+    for (name, head) in heads {
+        let mut bytes = head.to_vec();
+        bytes.extend_from_slice(format!("\nkey = {k}\n").as_bytes());
+        std::fs::write(dir.path().join(name), bytes).unwrap();
+    }
+    let (findings, code, stderr) = scan_json(dir.path(), &["--show-secrets"]);
+    assert_eq!(code, 1, "{stderr}");
+    let paths: BTreeSet<&str> = findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from(["data.bin", "log.txt", "notes.txt", "readme.txt"]),
+        "{stderr}"
+    );
+    assert!(findings.iter().all(|f| f["line"] == 2 && f["secret"] == k));
+    for name in ["data.bin", "log.txt", "notes.txt", "readme.txt"] {
+        assert!(
+            stderr
+                .lines()
+                .any(|l| l.contains(name) && l.contains("scanned as it is")),
+            "no warning for {name}: {stderr}"
+        );
+    }
+    // The same blobs in history.
+    let repo = GitRepo::new();
+    for entry in std::fs::read_dir(dir.path()).unwrap() {
+        let entry = entry.unwrap();
+        std::fs::copy(entry.path(), repo.path().join(entry.file_name())).unwrap();
+    }
+    repo.git(&["add", "."]);
+    repo.git(&["commit", "-q", "-m", "notes"]);
+    let (history, _, stderr) = common::history_json(repo.path(), &[]);
+    let paths: BTreeSet<&str> = history
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        paths,
+        BTreeSet::from(["data.bin", "log.txt", "notes.txt", "readme.txt"]),
+        "{stderr}"
+    );
 }
 
 #[test]
@@ -172,7 +232,7 @@ fn sarif_points_at_the_archive_and_names_the_member() {
         .unwrap();
     let sarif: Value = serde_json::from_slice(&out.stdout).unwrap();
     let results = sarif["runs"][0]["results"].as_array().unwrap();
-    assert_eq!(results.len(), 2);
+    assert_eq!(results.len(), 3);
     for r in results {
         let uri = r["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
             .as_str()

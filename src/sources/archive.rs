@@ -1,6 +1,7 @@
 //! Archives opened as their members: zip (and what is zip inside: `.jar`,
-//! `.whl`, `.apk`, `.docx`, `.xlsx`, `.nupkg`), tar, gzip (a `.tar.gz` is
-//! gzip around tar), nested to a depth. Recognised by their first bytes,
+//! `.whl`, `.apk`, `.docx`, `.xlsx`, `.nupkg`), tar, and the compressed
+//! streams gzip, bzip2, xz and zstd (a `.tar.gz` is gzip around tar, a
+//! `.log.zst` one member), nested to a depth. Recognised by their first bytes,
 //! not their names. Each member is streamed through the [`Chunker`] into
 //! the sink under an [`Origin::Member`] (`dist/pkg.tgz!package/.env`), so a
 //! member of any size needs bounded memory; nothing is written to disk.
@@ -8,7 +9,8 @@
 //! Archives are hostile input: a member whose name leaves the archive
 //! (absolute, `..`), an encrypted member, more entries than the limit, more
 //! expanded bytes than the limit (per archive and in all), a member that
-//! expands more than the ratio allows — each is skipped with a warning
+//! expands more than the ratio allows, an xz or zstd stream that asks for
+//! more memory than [`MAX_DECODER_MEMORY`] — each is skipped with a warning
 //! naming the archive and the limit, and the scan goes on.
 
 use super::{Chunker, Origin, Sink, SourceWarning, Unit};
@@ -16,6 +18,10 @@ use std::io::{self, Cursor, Read, Seek};
 use std::path::{Component, Path};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+
+/// The most memory an xz dictionary or a zstd window may ask for: what
+/// `zstd -d` allows without `--memory`, and twice `xz -9`'s dictionary.
+pub const MAX_DECODER_MEMORY: u64 = 128 << 20;
 
 /// Limits on what archives may expand to.
 #[derive(Debug, Clone)]
@@ -63,7 +69,38 @@ pub struct Expander {
 pub enum Kind {
     Zip,
     Tar,
+    /// A compressed stream: tar inside, or one member.
+    Compressed(Codec),
+}
+
+/// The compressed streams opened.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Codec {
     Gzip,
+    Bzip2,
+    Xz,
+    Zstd,
+}
+
+impl Codec {
+    fn name(self) -> &'static str {
+        match self {
+            Codec::Gzip => "gzip",
+            Codec::Bzip2 => "bzip2",
+            Codec::Xz => "xz",
+            Codec::Zstd => "zstd",
+        }
+    }
+
+    /// What its files' names end with: taken off to name the one member.
+    fn suffixes(self) -> &'static [&'static str] {
+        match self {
+            Codec::Gzip => &[".gz", ".tgz"],
+            Codec::Bzip2 => &[".bz2", ".tbz2", ".tbz"],
+            Codec::Xz => &[".xz", ".txz"],
+            Codec::Zstd => &[".zst", ".tzst"],
+        }
+    }
 }
 
 /// The archive kind of an input starting with `head` (at least 262 bytes
@@ -72,12 +109,30 @@ pub fn kind_of(head: &[u8]) -> Option<Kind> {
     if head.starts_with(b"PK\x03\x04") || head.starts_with(b"PK\x05\x06") {
         Some(Kind::Zip)
     } else if head.starts_with(&[0x1f, 0x8b]) {
-        Some(Kind::Gzip)
+        Some(Kind::Compressed(Codec::Gzip))
+    } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
+        Some(Kind::Compressed(Codec::Xz))
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Some(Kind::Compressed(Codec::Zstd))
+    } else if is_bzip2(head) {
+        Some(Kind::Compressed(Codec::Bzip2))
     } else if head.get(257..262) == Some(b"ustar") {
         Some(Kind::Tar)
     } else {
         None
     }
+}
+
+/// `BZh`, a block size digit, then a block's or the end's magic: text that
+/// happens to start with `BZh9` is not taken for bzip2.
+fn is_bzip2(head: &[u8]) -> bool {
+    const BLOCK: [u8; 6] = [0x31, 0x41, 0x59, 0x26, 0x53, 0x59];
+    const END: [u8; 6] = [0x17, 0x72, 0x45, 0x38, 0x50, 0x90];
+    head.starts_with(b"BZh")
+        && head.get(3).is_some_and(|d| (b'1'..=b'9').contains(d))
+        && head
+            .get(4..10)
+            .is_some_and(|m| m == BLOCK.as_slice() || m == END.as_slice())
 }
 
 /// Why an archive, or part of it, was not expanded.
@@ -87,6 +142,10 @@ fn skipped(archive: &Origin, what: String) -> SourceWarning {
         crate::untrusted::one_line(&archive.display_path(), 300)
     ))
 }
+
+/// Whether an archive could be opened at all; `Err` says why not (nothing
+/// of it was scanned).
+type Opened = Result<(), String>;
 
 /// Why member `name` of `archive` was not scanned.
 fn member_skipped(archive: &Origin, name: &str, why: &str) -> SourceWarning {
@@ -204,8 +263,10 @@ impl Expander {
     }
 
     /// Expands the archive `origin` read from `input` (seekable: a file or
-    /// bytes in memory), if it is one; false when it is not an archive (the
-    /// caller scans it as it is).
+    /// bytes in memory), if it is one; false when it is not an archive or
+    /// could not be opened as one (a warning says why): the caller scans
+    /// it as it is, so a key in a file that only starts like an archive is
+    /// not lost.
     pub fn expand_seekable<R: Read + Seek, S: Sink>(
         &self,
         origin: &Origin,
@@ -223,10 +284,16 @@ impl Expander {
             used: 0,
             entries: 0,
         };
-        match kind {
+        let opened = match kind {
             Kind::Zip => self.zip(origin, input, sink, worker, 1, &mut budget),
             Kind::Tar => self.tar(origin, &mut input, sink, worker, 1, &mut budget),
-            Kind::Gzip => self.gzip(origin, &mut input, sink, worker, 1, &mut budget),
+            Kind::Compressed(codec) => {
+                self.compressed(codec, origin, &mut input, sink, worker, 1, &mut budget)
+            }
+        };
+        if let Err(why) = opened {
+            sink.warning(skipped(origin, format!("{why}; scanned as it is")));
+            return Ok(false);
         }
         Ok(true)
     }
@@ -239,17 +306,14 @@ impl Expander {
         worker: &mut S::Worker,
         depth: usize,
         budget: &mut Budget,
-    ) {
+    ) -> Opened {
         let mut zip = match zip::ZipArchive::new(input) {
             Ok(z) => z,
-            Err(e) => {
-                sink.warning(skipped(origin, format!("not a readable zip: {e}")));
-                return;
-            }
+            Err(e) => return Err(format!("not a readable zip: {e}")),
         };
         for i in 0..zip.len() {
             if !self.one_more_entry(origin, budget, sink) {
-                return;
+                return Ok(());
             }
             let (name, encrypted, is_file, compressed) = match zip.by_index_raw(i) {
                 Ok(f) => (
@@ -307,6 +371,7 @@ impl Expander {
                 budget,
             );
         }
+        Ok(())
     }
 
     fn tar<S: Sink>(
@@ -317,8 +382,8 @@ impl Expander {
         worker: &mut S::Worker,
         depth: usize,
         budget: &mut Budget,
-    ) {
-        self.tar_counted(origin, input, None, sink, worker, depth, budget);
+    ) -> Opened {
+        self.tar_counted(origin, input, None, sink, worker, depth, budget)
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -331,28 +396,26 @@ impl Expander {
         worker: &mut S::Worker,
         depth: usize,
         budget: &mut Budget,
-    ) {
+    ) -> Opened {
         let mut tar = tar::Archive::new(input);
         let entries = match tar.entries() {
             Ok(e) => e,
-            Err(e) => {
-                sink.warning(skipped(origin, format!("not a readable tar: {e}")));
-                return;
-            }
+            Err(e) => return Err(format!("not a readable tar: {e}")),
         };
-        for entry in entries {
+        for (i, entry) in entries.enumerate() {
             let mut entry = match entry {
                 Ok(e) => e,
+                Err(e) if i == 0 => return Err(format!("not a readable tar: {e}")),
                 Err(e) => {
                     sink.warning(skipped(
                         origin,
                         format!("tar entry unreadable: {e}; the rest are not scanned"),
                     ));
-                    return;
+                    return Ok(());
                 }
             };
             if !self.one_more_entry(origin, budget, sink) {
-                return;
+                return Ok(());
             }
             if !entry.header().entry_type().is_file() {
                 continue;
@@ -381,46 +444,65 @@ impl Expander {
                 budget,
             );
         }
+        Ok(())
     }
 
-    fn gzip<S: Sink>(
+    /// A compressed stream: the tar inside it, or its one member, named
+    /// after the file without the codec's suffix.
+    #[allow(clippy::too_many_arguments)]
+    fn compressed<S: Sink>(
         &self,
+        codec: Codec,
         origin: &Origin,
         input: &mut dyn Read,
         sink: &S,
         worker: &mut S::Worker,
         depth: usize,
         budget: &mut Budget,
-    ) {
+    ) -> Opened {
         let count = Arc::new(AtomicU64::new(0));
         let counted = Counting {
             inner: input,
             count: count.clone(),
         };
-        let mut gz = flate2::read::MultiGzDecoder::new(counted);
+        let mut decoded: Box<dyn Read + '_> = match codec {
+            Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
+            Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(counted)),
+            Codec::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+                io::BufReader::new(counted),
+                true,
+                (MAX_DECODER_MEMORY >> 10) as u32,
+            )),
+            Codec::Zstd => Box::new(ZstdFrames::new(io::BufReader::new(counted))),
+        };
         // Tar inside, or one member: the first bytes tell.
         let mut head = vec![0u8; 512];
-        match read_up_to(&mut gz, &mut head) {
+        match read_up_to(&mut decoded, &mut head) {
             Ok(n) => head.truncate(n),
-            Err(e) => {
-                sink.warning(skipped(origin, format!("not readable gzip: {e}")));
-                return;
-            }
+            Err(e) => return Err(not_decoded(codec, &e)),
         }
         let tar_inside = kind_of(&head) == Some(Kind::Tar);
-        let mut gz = Cursor::new(head).chain(gz);
+        let mut decoded = Cursor::new(head).chain(decoded);
         if tar_inside {
-            self.tar_counted(origin, &mut gz, Some(count), sink, worker, depth, budget);
-            return;
+            return self.tar_counted(
+                origin,
+                &mut decoded,
+                Some(count),
+                sink,
+                worker,
+                depth,
+                budget,
+            );
         }
         let shown = origin.display_path();
         let name = Path::new(&shown)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
-        let name = name
-            .strip_suffix(".gz")
-            .or_else(|| name.strip_suffix(".tgz"))
+        let name = codec
+            .suffixes()
+            .iter()
+            .find_map(|suffix| name.strip_suffix(suffix))
             .unwrap_or(&name)
             .to_string();
         let member_origin = Origin::Member {
@@ -429,7 +511,7 @@ impl Expander {
         };
         self.member(
             &member_origin,
-            &mut gz,
+            &mut decoded,
             None,
             Some(count),
             sink,
@@ -437,6 +519,7 @@ impl Expander {
             depth,
             budget,
         );
+        Ok(())
     }
 
     /// Scans one member: an archive in turn (to the depth), or its bytes.
@@ -466,7 +549,7 @@ impl Expander {
             // An archive in an archive: its members are counted as they
             // are read, against this archive's budget.
             Some(kind) if depth < self.limits.max_depth => {
-                match kind {
+                let opened = match kind {
                     Kind::Zip => {
                         // Zip needs to seek: read it into memory, bounded.
                         let limit = self.limits.max_nested_zip;
@@ -482,7 +565,29 @@ impl Expander {
                             ));
                             return;
                         }
-                        self.zip(origin, Cursor::new(bytes), sink, worker, depth + 1, budget);
+                        let opened = self.zip(
+                            origin,
+                            Cursor::new(&bytes[..]),
+                            sink,
+                            worker,
+                            depth + 1,
+                            budget,
+                        );
+                        if let Err(why) = opened {
+                            // In memory still: scanned as it is.
+                            sink.warning(skipped(origin, format!("{why}; scanned as it is")));
+                            let mut bytes = Cursor::new(bytes);
+                            self.plain(
+                                origin,
+                                &mut bytes,
+                                declared_compressed,
+                                compressed,
+                                sink,
+                                worker,
+                                budget,
+                            );
+                        }
+                        return;
                     }
                     Kind::Tar => self.tar_counted(
                         origin,
@@ -493,7 +598,13 @@ impl Expander {
                         depth + 1,
                         budget,
                     ),
-                    Kind::Gzip => self.gzip(origin, &mut reader, sink, worker, depth + 1, budget),
+                    Kind::Compressed(codec) => {
+                        self.compressed(codec, origin, &mut reader, sink, worker, depth + 1, budget)
+                    }
+                };
+                if let Err(why) = opened {
+                    // Streamed, not held: what was read is gone.
+                    sink.warning(skipped(origin, format!("{why}; not scanned")));
                 }
                 return;
             }
@@ -506,6 +617,29 @@ impl Expander {
             )),
             None => {}
         }
+        self.plain(
+            origin,
+            &mut reader,
+            declared_compressed,
+            compressed,
+            sink,
+            worker,
+            budget,
+        );
+    }
+
+    /// Scans a member's bytes as they are, within the limits.
+    #[allow(clippy::too_many_arguments)]
+    fn plain<S: Sink>(
+        &self,
+        origin: &Origin,
+        reader: &mut dyn Read,
+        declared_compressed: Option<u64>,
+        compressed: Option<Arc<AtomicU64>>,
+        sink: &S,
+        worker: &mut S::Worker,
+        budget: &mut Budget,
+    ) {
         let mut bounded = Bounded {
             inner: reader,
             expander: self,
@@ -540,6 +674,97 @@ impl Expander {
     }
 }
 
+/// Why a compressed stream could not be read, in our words where the
+/// cause is a limit of ours.
+fn not_decoded(codec: Codec, e: &io::Error) -> String {
+    let limit = MAX_DECODER_MEMORY >> 20;
+    let window = e
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<ruzstd::decoding::errors::FrameDecoderError>())
+        .and_then(|inner| match inner {
+            ruzstd::decoding::errors::FrameDecoderError::WindowSizeTooBig { requested, .. } => {
+                Some(*requested)
+            }
+            _ => None,
+        });
+    match (codec, window) {
+        (Codec::Zstd, Some(requested)) => format!(
+            "a zstd frame asks for a window of {requested} bytes, over the {limit} MiB of memory allowed"
+        ),
+        (Codec::Xz, None) if e.kind() == io::ErrorKind::OutOfMemory => {
+            format!("an xz block asks for a dictionary over the {limit} MiB of memory allowed")
+        }
+        _ => format!("not readable {}: {e}", codec.name()),
+    }
+}
+
+/// The frames of a zstd stream one after another, skipping skippable
+/// frames (as `zstd -d` does; pzstd and seekable zstd write several).
+struct ZstdFrames<R> {
+    source: R,
+    frame: ruzstd::decoding::FrameDecoder,
+    in_frame: bool,
+}
+
+impl<R: io::BufRead> ZstdFrames<R> {
+    fn new(source: R) -> Self {
+        let mut frame = ruzstd::decoding::FrameDecoder::new();
+        frame.set_max_window_size(MAX_DECODER_MEMORY);
+        ZstdFrames {
+            source,
+            frame,
+            in_frame: false,
+        }
+    }
+}
+
+impl<R: io::BufRead> Read for ZstdFrames<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use ruzstd::decoding::BlockDecodingStrategy;
+        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
+        if buf.is_empty() {
+            return Ok(0);
+        }
+        loop {
+            if !self.in_frame {
+                if self.source.fill_buf()?.is_empty() {
+                    return Ok(0);
+                }
+                match self.frame.reset(&mut self.source) {
+                    Ok(()) => self.in_frame = true,
+                    Err(FrameDecoderError::ReadFrameHeaderError(
+                        ReadFrameHeaderError::SkipFrame { length, .. },
+                    )) => {
+                        let skip = u64::from(length);
+                        let skipped =
+                            io::copy(&mut (&mut self.source).take(skip), &mut io::sink())?;
+                        if skipped < skip {
+                            return Err(io::Error::new(
+                                io::ErrorKind::UnexpectedEof,
+                                "a skippable frame is cut short",
+                            ));
+                        }
+                        continue;
+                    }
+                    Err(e) => return Err(io::Error::other(e)),
+                }
+            }
+            if self.frame.can_collect() == 0 && !self.frame.is_finished() {
+                self.frame
+                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBlocks(1))
+                    .map_err(io::Error::other)?;
+                continue;
+            }
+            let n = self.frame.read(buf)?;
+            if n == 0 && self.frame.is_finished() {
+                self.in_frame = false;
+                continue;
+            }
+            return Ok(n);
+        }
+    }
+}
+
 /// Reads until `buf` is full or the input ends; how many bytes.
 fn read_up_to(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
     let mut n = 0;
@@ -552,4 +777,74 @@ fn read_up_to(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize>
         }
     }
     Ok(n)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_kind_is_known_by_its_first_bytes_and_text_is_not_bzip2() {
+        let mut tar = vec![0u8; 512];
+        tar[257..262].copy_from_slice(b"ustar");
+        let cases: [(&[u8], Option<Kind>); 9] = [
+            (b"PK\x03\x04rest", Some(Kind::Zip)),
+            (&tar, Some(Kind::Tar)),
+            (b"\x1f\x8b\x08", Some(Kind::Compressed(Codec::Gzip))),
+            (b"\xfd7zXZ\0rest", Some(Kind::Compressed(Codec::Xz))),
+            (b"\x28\xb5\x2f\xfdrest", Some(Kind::Compressed(Codec::Zstd))),
+            (b"BZh91AY&SYrest", Some(Kind::Compressed(Codec::Bzip2))),
+            (
+                b"BZh9\x17\x72\x45\x38\x50\x90",
+                Some(Kind::Compressed(Codec::Bzip2)),
+            ),
+            // Text that starts like bzip2, without a block's magic.
+            (b"BZh9 is how it starts", None),
+            (b"BZh0AY&SY", None),
+        ];
+        for (head, kind) in cases {
+            assert_eq!(kind_of(head), kind, "{:?}", String::from_utf8_lossy(head));
+        }
+    }
+
+    /// A zstd frame of `data` in raw blocks (as the format allows), so the
+    /// test needs no encoder.
+    fn raw_frame(data: &[u8]) -> Vec<u8> {
+        // Single segment, a one-byte content size.
+        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, data.len() as u8];
+        let header = 1 | ((data.len() as u32) << 3);
+        frame.extend_from_slice(&header.to_le_bytes()[..3]);
+        frame.extend_from_slice(data);
+        frame
+    }
+
+    #[test]
+    fn zstd_frames_are_read_one_after_another_past_skippable_ones() {
+        let mut stream = raw_frame(b"first\n");
+        stream.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
+        stream.extend_from_slice(&3u32.to_le_bytes());
+        stream.extend_from_slice(b"abc");
+        stream.extend_from_slice(&raw_frame(b"second\n"));
+        let mut out = String::new();
+        ZstdFrames::new(&stream[..])
+            .read_to_string(&mut out)
+            .unwrap();
+        assert_eq!(out, "first\nsecond\n");
+        // A skippable frame cut short is an error, not an early end.
+        let mut cut = raw_frame(b"first\n");
+        cut.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
+        cut.extend_from_slice(&100u32.to_le_bytes());
+        cut.extend_from_slice(b"abc");
+        let err = ZstdFrames::new(&cut[..])
+            .read_to_end(&mut Vec::new())
+            .unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
+        // So is a frame cut short.
+        let whole = raw_frame(b"a longer frame\n");
+        assert!(
+            ZstdFrames::new(&whole[..whole.len() - 4])
+                .read_to_end(&mut Vec::new())
+                .is_err()
+        );
+    }
 }

@@ -178,10 +178,10 @@ fn scan_file<S: Sink>(
     file.read_to_end(buf).map_err(unreadable)?;
     if let Some(archives) = &opts.archives
         && super::archive::kind_of(buf).is_some()
-    {
-        archives
+        && archives
             .expand_seekable(origin, std::io::Cursor::new(&buf[..]), sink, worker)
-            .map_err(unreadable)?;
+            .map_err(unreadable)?
+    {
         return Ok(());
     }
     sink.unit(
@@ -212,7 +212,7 @@ fn scan_mapped<S: Sink>(
     let overlap = opts.overlap;
     // SAFETY: the map is read-only and private; a file truncated by another
     // process while being scanned can fault, as with any mmap reader.
-    let map = unsafe { memmap2::Mmap::map(file)? };
+    let mut map = unsafe { memmap2::Mmap::map(file)? };
     map.advise(memmap2::Advice::Sequential)?;
     if let Some(archives) = &opts.archives
         && super::archive::kind_of(&map[..map.len().min(512)]).is_some()
@@ -223,8 +223,13 @@ fn scan_mapped<S: Sink>(
         drop(map);
         let mut reader = std::io::BufReader::with_capacity(ARCHIVE_BUFFER, file);
         std::io::Seek::rewind(&mut reader)?;
-        archives.expand_seekable(origin, reader, sink, worker)?;
-        return Ok(());
+        if archives.expand_seekable(origin, reader, sink, worker)? {
+            return Ok(());
+        }
+        // Not an archive after all: scanned as it is.
+        // SAFETY: as above.
+        map = unsafe { memmap2::Mmap::map(file)? };
+        map.advise(memmap2::Advice::Sequential)?;
     }
     let binary = looks_binary(&map);
     let mut released = 0usize;

@@ -762,11 +762,14 @@ pub fn read_blob<S: Sink>(
         path: path.to_string(),
         blob: id,
     };
+    // Reading from memory cannot fail; a blob that is not an archive after
+    // all is scanned as it is.
     if let Some(archives) = opts.archives
         && kind_of(&data[..data.len().min(512)]).is_some()
+        && archives
+            .expand_seekable(&origin, std::io::Cursor::new(data), sink, worker)
+            .unwrap_or(false)
     {
-        // Reading from memory cannot fail.
-        let _ = archives.expand_seekable(&origin, std::io::Cursor::new(data), sink, worker);
         return;
     }
     sink.unit(
