@@ -112,7 +112,11 @@ pub fn kind_of(head: &[u8]) -> Option<Kind> {
         Some(Kind::Compressed(Codec::Gzip))
     } else if head.starts_with(&[0xfd, b'7', b'z', b'X', b'Z', 0]) {
         Some(Kind::Compressed(Codec::Xz))
-    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd])
+        || (head.first().is_some_and(|b| b & 0xf0 == 0x50)
+            && head.get(1..4) == Some(&[0x2a, 0x4d, 0x18]))
+    {
+        // A frame, or a skippable frame first (pzstd writes one).
         Some(Kind::Compressed(Codec::Zstd))
     } else if is_bzip2(head) {
         Some(Kind::Compressed(Codec::Bzip2))
@@ -152,7 +156,7 @@ fn member_skipped(archive: &Origin, name: &str, why: &str) -> SourceWarning {
     skipped(
         archive,
         format!(
-            "member {:?} {why}; not scanned",
+            "member \"{}\" {why}; not scanned",
             crate::untrusted::one_line(name, 200)
         ),
     )
@@ -176,19 +180,85 @@ impl<R: Read> Read for Counting<R> {
 struct Budget {
     used: u64,
     entries: u64,
+    /// The compressed bytes consumed of each compressed stream the member
+    /// being read is inside, outermost first: its expansion is measured
+    /// against each (a bomb inside a stream that stores it 1:1 still
+    /// shows against the stream around it).
+    streams: Vec<Arc<AtomicU64>>,
 }
+
+impl Budget {
+    fn new() -> Self {
+        Budget {
+            used: 0,
+            entries: 0,
+            streams: Vec::new(),
+        }
+    }
+
+    /// The memory an xz dictionary or zstd window may take at this depth:
+    /// a nested stream gets half of what the stream around it may, so that
+    /// streams inside streams take at most twice the limit together.
+    fn decoder_memory(&self) -> u64 {
+        let level = self.streams.len().min(16) as u32;
+        (MAX_DECODER_MEMORY >> level).max(1 << 20)
+    }
+}
+
+/// Compressed bytes a decoder may have read ahead of what it has given
+/// out (its buffers): allowed for in a member's ratio, so that a small
+/// member whose compressed bytes were read with the one before it is not
+/// taken for a bomb. A bomb shows once it is past 200 times this.
+const READ_AHEAD: u64 = 64 << 10;
 
 /// A member's reader that stops at the limits, saying which.
 struct Bounded<'a, R> {
     inner: R,
     expander: &'a Expander,
     budget: &'a mut Budget,
-    /// Compressed bytes consumed so far, for the ratio.
-    compressed: Option<Arc<AtomicU64>>,
+    /// Each enclosing compressed stream's count and where it stood when
+    /// the member began.
+    streams: Vec<(Arc<AtomicU64>, u64)>,
     /// Declared compressed size (zip).
     declared_compressed: Option<u64>,
     read: u64,
     stopped: Option<String>,
+}
+
+impl<'a, R: Read> Bounded<'a, R> {
+    fn new(
+        inner: R,
+        expander: &'a Expander,
+        budget: &'a mut Budget,
+        declared_compressed: Option<u64>,
+    ) -> Self {
+        let streams = budget
+            .streams
+            .iter()
+            .map(|count| (count.clone(), count.load(Relaxed)))
+            .collect();
+        Bounded {
+            inner,
+            expander,
+            budget,
+            streams,
+            declared_compressed,
+            read: 0,
+            stopped: None,
+        }
+    }
+
+    /// Whether the member has expanded past the ratio, against its own
+    /// declared size or any stream it is inside.
+    fn over_ratio(&self) -> bool {
+        let max = self.expander.limits.max_ratio;
+        self.declared_compressed
+            .is_some_and(|c| self.read / c.max(1) > max)
+            || self.streams.iter().any(|(count, start)| {
+                let consumed = count.load(Relaxed).saturating_sub(*start);
+                self.read / (consumed + READ_AHEAD) > max
+            })
+    }
 }
 
 impl<R: Read> Read for Bounded<'_, R> {
@@ -201,9 +271,6 @@ impl<R: Read> Read for Bounded<'_, R> {
         self.budget.used += n as u64;
         let total = self.expander.total.fetch_add(n as u64, Relaxed) + n as u64;
         let limits = &self.expander.limits;
-        let compressed = self
-            .declared_compressed
-            .or_else(|| self.compressed.as_ref().map(|c| c.load(Relaxed)));
         if self.budget.used > limits.max_bytes {
             self.stopped = Some(format!(
                 "expands past --max-archive-bytes ({} bytes); the rest is not scanned",
@@ -214,16 +281,85 @@ impl<R: Read> Read for Bounded<'_, R> {
                 "archives of this scan expand past {} bytes in all; the rest is not scanned",
                 limits.max_total_bytes
             ));
-        } else if let Some(c) = compressed
-            && self.read > 1 << 20
-            && self.read / c.max(1) > limits.max_ratio
-        {
+        } else if self.read > 1 << 20 && self.over_ratio() {
             self.stopped = Some(format!(
                 "a member expands more than {}:1 (a compression bomb?); the rest is not scanned",
                 limits.max_ratio
             ));
         }
         Ok(n)
+    }
+}
+
+/// Reads at most 16 KiB at a time from a decoder that loses a read's
+/// output when the read fails.
+struct SmallReads<R>(R);
+
+impl<R: Read> Read for SmallReads<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = buf.len().min(16 << 10);
+        self.0.read(&mut buf[..n])
+    }
+}
+
+/// Gives an error once, then ends: a stream that failed after some bytes
+/// decoded, so that those are scanned before the error is told.
+struct Failed(Option<io::Error>);
+
+impl Read for Failed {
+    fn read(&mut self, _: &mut [u8]) -> io::Result<usize> {
+        self.0.take().map_or(Ok(0), Err)
+    }
+}
+
+/// Keeps the first bytes read through it (up to a limit), so that an
+/// archive inside an archive that does not open can be scanned as it is.
+struct Recorder<'a> {
+    inner: &'a mut dyn Read,
+    seen: Vec<u8>,
+    overflowed: bool,
+}
+
+/// How much of a nested archive is kept to be scanned again if it does
+/// not open (it fails within its first bytes when it is not one).
+const REPLAY: usize = 64 << 10;
+
+impl Read for Recorder<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        if !self.overflowed {
+            if self.seen.len() + n <= REPLAY {
+                self.seen.extend_from_slice(&buf[..n]);
+            } else {
+                self.overflowed = true;
+                self.seen = Vec::new();
+            }
+        }
+        Ok(n)
+    }
+}
+
+/// The name of a compressed stream's one member: the stream's own name
+/// (the last part of its path, or of its member path) without the codec's
+/// suffix.
+fn single_member_name(origin: &Origin, codec: Codec) -> String {
+    let own = match origin {
+        Origin::Member { path, .. } => path.clone(),
+        other => other.display_path(),
+    };
+    let name = Path::new(&own)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let name = codec
+        .suffixes()
+        .iter()
+        .find_map(|suffix| name.strip_suffix(suffix))
+        .unwrap_or(&name);
+    if name.is_empty() {
+        "-".into()
+    } else {
+        name.to_string()
     }
 }
 
@@ -280,10 +416,7 @@ impl Expander {
         let Some(kind) = kind_of(&head[..n]) else {
             return Ok(false);
         };
-        let mut budget = Budget {
-            used: 0,
-            entries: 0,
-        };
+        let mut budget = Budget::new();
         let opened = match kind {
             Kind::Zip => self.zip(origin, input, sink, worker, 1, &mut budget),
             Kind::Tar => self.tar(origin, &mut input, sink, worker, 1, &mut budget),
@@ -364,7 +497,6 @@ impl Expander {
                 &member_origin,
                 &mut member,
                 Some(compressed),
-                None,
                 sink,
                 worker,
                 depth,
@@ -378,20 +510,6 @@ impl Expander {
         &self,
         origin: &Origin,
         input: &mut dyn Read,
-        sink: &S,
-        worker: &mut S::Worker,
-        depth: usize,
-        budget: &mut Budget,
-    ) -> Opened {
-        self.tar_counted(origin, input, None, sink, worker, depth, budget)
-    }
-
-    #[allow(clippy::too_many_arguments)]
-    fn tar_counted<S: Sink>(
-        &self,
-        origin: &Origin,
-        input: &mut dyn Read,
-        compressed: Option<Arc<AtomicU64>>,
         sink: &S,
         worker: &mut S::Worker,
         depth: usize,
@@ -437,7 +555,6 @@ impl Expander {
                 &member_origin,
                 &mut entry,
                 None,
-                compressed.clone(),
                 sink,
                 worker,
                 depth,
@@ -448,7 +565,7 @@ impl Expander {
     }
 
     /// A compressed stream: the tar inside it, or its one member, named
-    /// after the file without the codec's suffix.
+    /// after the stream without the codec's suffix.
     #[allow(clippy::too_many_arguments)]
     fn compressed<S: Sink>(
         &self,
@@ -465,61 +582,60 @@ impl Expander {
             inner: input,
             count: count.clone(),
         };
-        let mut decoded: Box<dyn Read + '_> = match codec {
-            Codec::Gzip => Box::new(flate2::read::MultiGzDecoder::new(counted)),
-            Codec::Bzip2 => Box::new(bzip2::read::MultiBzDecoder::new(counted)),
-            Codec::Xz => Box::new(lzma_rust2::XzReader::new_mem_limit(
+        let memory = budget.decoder_memory();
+        let decoder: io::Result<Box<dyn Read + '_>> = match codec {
+            Codec::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(counted))),
+            Codec::Bzip2 => Ok(Box::new(bzip2::read::MultiBzDecoder::new(counted))),
+            // lzma-rust2 counts a dictionary and about 100 KiB besides. It
+            // drops what a read decoded when the read fails, so reads are
+            // kept small: a stream cut short loses little before the cut.
+            Codec::Xz => Ok(Box::new(SmallReads(lzma_rust2::XzReader::new_mem_limit(
                 io::BufReader::new(counted),
                 true,
-                (MAX_DECODER_MEMORY >> 10) as u32,
-            )),
-            Codec::Zstd => Box::new(ZstdFrames::new(io::BufReader::new(counted))),
+                u32::try_from((memory >> 10) + 1024).unwrap_or(u32::MAX),
+            )))),
+            // Frames one after another, skippable ones skipped.
+            Codec::Zstd => zstd::stream::read::Decoder::new(counted).and_then(|mut d| {
+                d.window_log_max(memory.ilog2())?;
+                Ok(Box::new(d) as Box<dyn Read + '_>)
+            }),
         };
-        // Tar inside, or one member: the first bytes tell.
-        let mut head = vec![0u8; 512];
-        match read_up_to(&mut decoded, &mut head) {
-            Ok(n) => head.truncate(n),
-            Err(e) => return Err(not_decoded(codec, &e)),
-        }
+        let decoded = match decoder {
+            Ok(d) => d,
+            Err(e) => return Err(not_decoded(codec, &e, memory)),
+        };
+        // Tar inside, or one member: the first bytes tell. A stream that
+        // fails within them is not one (nothing decoded), or its first
+        // bytes are scanned before the error is told.
+        let (head, failed) = read_head(decoded);
+        let (head, decoded) = match (head, failed) {
+            (head, Err(e)) if head.is_empty() => return Err(not_decoded(codec, &e, memory)),
+            (head, Err(e)) => (head, Box::new(Failed(Some(e))) as Box<dyn Read + '_>),
+            (head, Ok(decoded)) => (head, decoded),
+        };
         let tar_inside = kind_of(&head) == Some(Kind::Tar);
         let mut decoded = Cursor::new(head).chain(decoded);
-        if tar_inside {
-            return self.tar_counted(
-                origin,
+        budget.streams.push(count);
+        let opened = if tar_inside {
+            self.tar(origin, &mut decoded, sink, worker, depth, budget)
+        } else {
+            let member_origin = Origin::Member {
+                archive: Arc::new(origin.clone()),
+                path: single_member_name(origin, codec),
+            };
+            self.member(
+                &member_origin,
                 &mut decoded,
-                Some(count),
+                None,
                 sink,
                 worker,
                 depth,
                 budget,
             );
-        }
-        let shown = origin.display_path();
-        let name = Path::new(&shown)
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let name = codec
-            .suffixes()
-            .iter()
-            .find_map(|suffix| name.strip_suffix(suffix))
-            .unwrap_or(&name)
-            .to_string();
-        let member_origin = Origin::Member {
-            archive: Arc::new(origin.clone()),
-            path: if name.is_empty() { "-".into() } else { name },
+            Ok(())
         };
-        self.member(
-            &member_origin,
-            &mut decoded,
-            None,
-            Some(count),
-            sink,
-            worker,
-            depth,
-            budget,
-        );
-        Ok(())
+        budget.streams.pop();
+        opened
     }
 
     /// Scans one member: an archive in turn (to the depth), or its bytes.
@@ -529,83 +645,113 @@ impl Expander {
         origin: &Origin,
         reader: &mut dyn Read,
         declared_compressed: Option<u64>,
-        compressed: Option<Arc<AtomicU64>>,
         sink: &S,
         worker: &mut S::Worker,
         depth: usize,
         budget: &mut Budget,
     ) {
-        let mut head = vec![0u8; 512];
-        match read_up_to(reader, &mut head) {
-            Ok(n) => head.truncate(n),
-            Err(e) => {
+        let (head, rest) = read_head(reader);
+        let rest: Box<dyn Read + '_> = match rest {
+            Ok(reader) => Box::new(reader),
+            Err(e) if head.is_empty() => {
                 sink.warning(skipped(origin, format!("unreadable: {e}")));
                 return;
             }
-        }
+            Err(e) => Box::new(Failed(Some(e))),
+        };
         let kind = kind_of(&head);
-        let mut reader = Cursor::new(head).chain(reader);
+        let mut reader = Cursor::new(head).chain(rest);
         match kind {
-            // An archive in an archive: its members are counted as they
-            // are read, against this archive's budget.
-            Some(kind) if depth < self.limits.max_depth => {
-                let opened = match kind {
-                    Kind::Zip => {
-                        // Zip needs to seek: read it into memory, bounded.
-                        let limit = self.limits.max_nested_zip;
-                        let mut bytes = Vec::new();
-                        if let Err(e) = (&mut reader).take(limit + 1).read_to_end(&mut bytes) {
-                            sink.warning(skipped(origin, format!("unreadable: {e}")));
-                            return;
-                        }
-                        if bytes.len() as u64 > limit {
-                            sink.warning(skipped(
-                                origin,
-                                format!("a nested zip over {limit} bytes is not opened"),
-                            ));
-                            return;
-                        }
-                        let opened = self.zip(
-                            origin,
-                            Cursor::new(&bytes[..]),
-                            sink,
-                            worker,
-                            depth + 1,
-                            budget,
-                        );
-                        if let Err(why) = opened {
-                            // In memory still: scanned as it is.
-                            sink.warning(skipped(origin, format!("{why}; scanned as it is")));
-                            let mut bytes = Cursor::new(bytes);
-                            self.plain(
-                                origin,
-                                &mut bytes,
-                                declared_compressed,
-                                compressed,
-                                sink,
-                                worker,
-                                budget,
-                            );
-                        }
-                        return;
-                    }
-                    Kind::Tar => self.tar_counted(
+            // A zip in an archive: zip needs to seek, so it is read into
+            // memory, bounded; its members are counted against this
+            // archive's budget and measured against their declared sizes.
+            Some(Kind::Zip) if depth < self.limits.max_depth => {
+                let limit = self.limits.max_nested_zip;
+                let mut bytes = Vec::new();
+                let mut bounded = Bounded::new(
+                    (&mut reader).take(limit + 1),
+                    self,
+                    budget,
+                    declared_compressed,
+                );
+                if let Err(e) = bounded.read_to_end(&mut bytes) {
+                    sink.warning(skipped(origin, format!("unreadable: {e}")));
+                    return;
+                }
+                if let Some(why) = bounded.stopped.take() {
+                    sink.warning(skipped(origin, why));
+                    return;
+                }
+                if bytes.len() as u64 > limit {
+                    sink.warning(skipped(
                         origin,
-                        &mut reader,
-                        compressed,
+                        format!("a nested zip over {limit} bytes is not opened"),
+                    ));
+                    return;
+                }
+                let streams = std::mem::take(&mut budget.streams);
+                let opened = self.zip(
+                    origin,
+                    Cursor::new(&bytes[..]),
+                    sink,
+                    worker,
+                    depth + 1,
+                    budget,
+                );
+                budget.streams = streams;
+                if let Err(why) = opened {
+                    sink.warning(skipped(origin, format!("{why}; scanned as it is")));
+                    self.plain(
+                        origin,
+                        &mut Cursor::new(bytes),
+                        declared_compressed,
+                        sink,
+                        worker,
+                        budget,
+                    );
+                }
+                return;
+            }
+            // A tar or a compressed stream in an archive: streamed, its
+            // first bytes kept so that it can be scanned as it is if it
+            // does not open.
+            Some(kind @ (Kind::Tar | Kind::Compressed(_))) if depth < self.limits.max_depth => {
+                let mut recorder = Recorder {
+                    inner: &mut reader,
+                    seen: Vec::new(),
+                    overflowed: false,
+                };
+                let opened = match kind {
+                    Kind::Compressed(codec) => self.compressed(
+                        codec,
+                        origin,
+                        &mut recorder,
                         sink,
                         worker,
                         depth + 1,
                         budget,
                     ),
-                    Kind::Compressed(codec) => {
-                        self.compressed(codec, origin, &mut reader, sink, worker, depth + 1, budget)
-                    }
+                    _ => self.tar(origin, &mut recorder, sink, worker, depth + 1, budget),
                 };
-                if let Err(why) = opened {
-                    // Streamed, not held: what was read is gone.
+                let Err(why) = opened else {
+                    return;
+                };
+                if recorder.overflowed {
+                    // Streamed past what was kept: the rest is gone.
                     sink.warning(skipped(origin, format!("{why}; not scanned")));
+                    return;
                 }
+                sink.warning(skipped(origin, format!("{why}; scanned as it is")));
+                let seen = std::mem::take(&mut recorder.seen);
+                let mut again = Cursor::new(seen).chain(recorder.inner);
+                self.plain(
+                    origin,
+                    &mut again,
+                    declared_compressed,
+                    sink,
+                    worker,
+                    budget,
+                );
                 return;
             }
             Some(_) => sink.warning(skipped(
@@ -621,7 +767,6 @@ impl Expander {
             origin,
             &mut reader,
             declared_compressed,
-            compressed,
             sink,
             worker,
             budget,
@@ -629,26 +774,16 @@ impl Expander {
     }
 
     /// Scans a member's bytes as they are, within the limits.
-    #[allow(clippy::too_many_arguments)]
     fn plain<S: Sink>(
         &self,
         origin: &Origin,
         reader: &mut dyn Read,
         declared_compressed: Option<u64>,
-        compressed: Option<Arc<AtomicU64>>,
         sink: &S,
         worker: &mut S::Worker,
         budget: &mut Budget,
     ) {
-        let mut bounded = Bounded {
-            inner: reader,
-            expander: self,
-            budget,
-            compressed,
-            declared_compressed,
-            read: 0,
-            stopped: None,
-        };
+        let mut bounded = Bounded::new(reader, self, budget, declared_compressed);
         let mut total = 0u64;
         let result = Chunker::new(self.overlap).stream(&mut bounded, |chunk, binary| {
             total = chunk.start.offset + chunk.data.len() as u64;
@@ -665,7 +800,13 @@ impl Expander {
             );
         });
         if let Err(e) = result {
-            sink.warning(skipped(origin, format!("unreadable: {e}")));
+            // What decoded before the error was scanned.
+            let why = if e.kind() == io::ErrorKind::UnexpectedEof {
+                format!("is cut short after {total} bytes; those were scanned")
+            } else {
+                format!("unreadable after {total} bytes ({e}); those were scanned")
+            };
+            sink.warning(skipped(origin, why));
         }
         if let Some(why) = bounded.stopped.take() {
             sink.warning(skipped(origin, why));
@@ -675,93 +816,18 @@ impl Expander {
 }
 
 /// Why a compressed stream could not be read, in our words where the
-/// cause is a limit of ours.
-fn not_decoded(codec: Codec, e: &io::Error) -> String {
-    let limit = MAX_DECODER_MEMORY >> 20;
-    let window = e
-        .get_ref()
-        .and_then(|inner| inner.downcast_ref::<ruzstd::decoding::errors::FrameDecoderError>())
-        .and_then(|inner| match inner {
-            ruzstd::decoding::errors::FrameDecoderError::WindowSizeTooBig { requested, .. } => {
-                Some(*requested)
-            }
-            _ => None,
-        });
-    match (codec, window) {
-        (Codec::Zstd, Some(requested)) => format!(
-            "a zstd frame asks for a window of {requested} bytes, over the {limit} MiB of memory allowed"
-        ),
-        (Codec::Xz, None) if e.kind() == io::ErrorKind::OutOfMemory => {
-            format!("an xz block asks for a dictionary over the {limit} MiB of memory allowed")
+/// cause is a limit of ours (`memory`: what this stream was allowed).
+fn not_decoded(codec: Codec, e: &io::Error, memory: u64) -> String {
+    let limit = memory >> 20;
+    match codec {
+        // libzstd's own words for its frameParameter_windowTooLarge.
+        Codec::Zstd if e.to_string().contains("too much memory") => {
+            format!("a zstd frame asks for a window over the {limit} MiB of memory allowed here")
+        }
+        Codec::Xz if e.kind() == io::ErrorKind::OutOfMemory => {
+            format!("an xz block asks for a dictionary over the {limit} MiB of memory allowed here")
         }
         _ => format!("not readable {}: {e}", codec.name()),
-    }
-}
-
-/// The frames of a zstd stream one after another, skipping skippable
-/// frames (as `zstd -d` does; pzstd and seekable zstd write several).
-struct ZstdFrames<R> {
-    source: R,
-    frame: ruzstd::decoding::FrameDecoder,
-    in_frame: bool,
-}
-
-impl<R: io::BufRead> ZstdFrames<R> {
-    fn new(source: R) -> Self {
-        let mut frame = ruzstd::decoding::FrameDecoder::new();
-        frame.set_max_window_size(MAX_DECODER_MEMORY);
-        ZstdFrames {
-            source,
-            frame,
-            in_frame: false,
-        }
-    }
-}
-
-impl<R: io::BufRead> Read for ZstdFrames<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        use ruzstd::decoding::BlockDecodingStrategy;
-        use ruzstd::decoding::errors::{FrameDecoderError, ReadFrameHeaderError};
-        if buf.is_empty() {
-            return Ok(0);
-        }
-        loop {
-            if !self.in_frame {
-                if self.source.fill_buf()?.is_empty() {
-                    return Ok(0);
-                }
-                match self.frame.reset(&mut self.source) {
-                    Ok(()) => self.in_frame = true,
-                    Err(FrameDecoderError::ReadFrameHeaderError(
-                        ReadFrameHeaderError::SkipFrame { length, .. },
-                    )) => {
-                        let skip = u64::from(length);
-                        let skipped =
-                            io::copy(&mut (&mut self.source).take(skip), &mut io::sink())?;
-                        if skipped < skip {
-                            return Err(io::Error::new(
-                                io::ErrorKind::UnexpectedEof,
-                                "a skippable frame is cut short",
-                            ));
-                        }
-                        continue;
-                    }
-                    Err(e) => return Err(io::Error::other(e)),
-                }
-            }
-            if self.frame.can_collect() == 0 && !self.frame.is_finished() {
-                self.frame
-                    .decode_blocks(&mut self.source, BlockDecodingStrategy::UptoBlocks(1))
-                    .map_err(io::Error::other)?;
-                continue;
-            }
-            let n = self.frame.read(buf)?;
-            if n == 0 && self.frame.is_finished() {
-                self.in_frame = false;
-                continue;
-            }
-            return Ok(n);
-        }
     }
 }
 
@@ -779,6 +845,26 @@ fn read_up_to(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize>
     Ok(n)
 }
 
+/// The first 512 bytes of `r` (fewer if it ends), and `r` for the rest, or
+/// the error that stopped the read, with what was read before it.
+fn read_head<R: Read>(mut r: R) -> (Vec<u8>, io::Result<R>) {
+    let mut head = vec![0u8; 512];
+    let mut n = 0;
+    while n < head.len() {
+        match r.read(&mut head[n..]) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => {
+                head.truncate(n);
+                return (head, Err(e));
+            }
+        }
+    }
+    head.truncate(n);
+    (head, Ok(r))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -787,12 +873,15 @@ mod tests {
     fn each_kind_is_known_by_its_first_bytes_and_text_is_not_bzip2() {
         let mut tar = vec![0u8; 512];
         tar[257..262].copy_from_slice(b"ustar");
-        let cases: [(&[u8], Option<Kind>); 9] = [
+        let cases: [(&[u8], Option<Kind>); 11] = [
             (b"PK\x03\x04rest", Some(Kind::Zip)),
             (&tar, Some(Kind::Tar)),
             (b"\x1f\x8b\x08", Some(Kind::Compressed(Codec::Gzip))),
             (b"\xfd7zXZ\0rest", Some(Kind::Compressed(Codec::Xz))),
             (b"\x28\xb5\x2f\xfdrest", Some(Kind::Compressed(Codec::Zstd))),
+            // A skippable frame first (pzstd writes one).
+            (b"\x50\x2a\x4d\x18rest", Some(Kind::Compressed(Codec::Zstd))),
+            (b"\x5f\x2a\x4d\x18rest", Some(Kind::Compressed(Codec::Zstd))),
             (b"BZh91AY&SYrest", Some(Kind::Compressed(Codec::Bzip2))),
             (
                 b"BZh9\x17\x72\x45\x38\x50\x90",
@@ -807,44 +896,28 @@ mod tests {
         }
     }
 
-    /// A zstd frame of `data` in raw blocks (as the format allows), so the
-    /// test needs no encoder.
-    fn raw_frame(data: &[u8]) -> Vec<u8> {
-        // Single segment, a one-byte content size.
-        let mut frame = vec![0x28, 0xb5, 0x2f, 0xfd, 0x20, data.len() as u8];
-        let header = 1 | ((data.len() as u32) << 3);
-        frame.extend_from_slice(&header.to_le_bytes()[..3]);
-        frame.extend_from_slice(data);
-        frame
+    #[test]
+    fn a_nested_stream_gets_half_the_memory_of_the_one_around_it() {
+        let mut budget = Budget::new();
+        assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY);
+        budget.streams.push(Arc::new(AtomicU64::new(0)));
+        assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY / 2);
+        budget.streams.push(Arc::new(AtomicU64::new(0)));
+        assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY / 4);
     }
 
     #[test]
-    fn zstd_frames_are_read_one_after_another_past_skippable_ones() {
-        let mut stream = raw_frame(b"first\n");
-        stream.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
-        stream.extend_from_slice(&3u32.to_le_bytes());
-        stream.extend_from_slice(b"abc");
-        stream.extend_from_slice(&raw_frame(b"second\n"));
-        let mut out = String::new();
-        ZstdFrames::new(&stream[..])
-            .read_to_string(&mut out)
-            .unwrap();
-        assert_eq!(out, "first\nsecond\n");
-        // A skippable frame cut short is an error, not an early end.
-        let mut cut = raw_frame(b"first\n");
-        cut.extend_from_slice(&0x184d_2a50u32.to_le_bytes());
-        cut.extend_from_slice(&100u32.to_le_bytes());
-        cut.extend_from_slice(b"abc");
-        let err = ZstdFrames::new(&cut[..])
-            .read_to_end(&mut Vec::new())
-            .unwrap_err();
-        assert_eq!(err.kind(), io::ErrorKind::UnexpectedEof);
-        // So is a frame cut short.
-        let whole = raw_frame(b"a longer frame\n");
-        assert!(
-            ZstdFrames::new(&whole[..whole.len() - 4])
-                .read_to_end(&mut Vec::new())
-                .is_err()
-        );
+    fn a_single_member_is_named_after_its_own_name_not_the_archives() {
+        let outer = Origin::Member {
+            archive: Arc::new(Origin::Stdin("-".into())),
+            path: "secret.env.xz".into(),
+        };
+        assert_eq!(single_member_name(&outer, Codec::Xz), "secret.env");
+        let deeper = Origin::Member {
+            archive: Arc::new(outer),
+            path: "logs/app.log.zst".into(),
+        };
+        assert_eq!(single_member_name(&deeper, Codec::Zstd), "app.log");
+        assert_eq!(single_member_name(&deeper, Codec::Gzip), "app.log.zst");
     }
 }

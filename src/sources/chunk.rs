@@ -116,7 +116,8 @@ impl Chunker {
 
     /// Calls `f` for each chunk of a stream, holding at most one chunk and
     /// its context in memory; `f` is also told whether the input looks
-    /// binary.
+    /// binary. A read error ends the stream: what was read before it is
+    /// still given to `f`, then the error is returned.
     pub fn stream(&self, mut r: impl Read, mut f: impl FnMut(Chunk<'_>, bool)) -> io::Result<()> {
         // Grown as bytes come, not made a chunk's size up front: most
         // streamed inputs (archive members) are small, and zeroing a whole
@@ -128,6 +129,7 @@ impl Chunker {
         let mut keep_start: u64 = 0;
         let mut binary = None;
         let mut eof = false;
+        let mut failed = None;
         loop {
             let want = (keep_start - buf_pos.offset) as usize + self.size + self.overlap;
             while !eof && buf.len() < want {
@@ -140,7 +142,11 @@ impl Chunker {
                     }
                     Ok(n) => buf.truncate(old + n),
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => buf.truncate(old),
-                    Err(e) => return Err(e),
+                    Err(e) => {
+                        buf.truncate(old);
+                        failed = Some(e);
+                        eof = true;
+                    }
                 }
             }
             let is_binary = *binary.get_or_insert_with(|| looks_binary(&buf));
@@ -158,7 +164,7 @@ impl Chunker {
                 is_binary,
             );
             if eof && keep_to >= buf.len() {
-                return Ok(());
+                return failed.map_or(Ok(()), Err);
             }
             keep_start = buf_pos.offset + keep_to as u64;
             // Drop what no later chunk needs as context.
@@ -187,6 +193,40 @@ mod tests {
             self.data = &self.data[n..];
             Ok(n)
         }
+    }
+
+    /// Gives its bytes, then an error.
+    struct Breaking<'a>(&'a [u8]);
+
+    impl std::io::Read for Breaking<'_> {
+        fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+            if self.0.is_empty() {
+                return Err(std::io::Error::other("cut short"));
+            }
+            let n = buf.len().min(self.0.len()).min(1000);
+            buf[..n].copy_from_slice(&self.0[..n]);
+            self.0 = &self.0[n..];
+            Ok(n)
+        }
+    }
+
+    #[test]
+    fn what_was_read_before_an_error_is_still_chunked() {
+        // A stream cut short (a truncated download): the bytes before the
+        // cut hold keys too.
+        let data: Vec<u8> = (0..50_000u32)
+            .flat_map(|i| format!("{i}\n").into_bytes())
+            .collect();
+        let chunker = Chunker {
+            size: 4096,
+            overlap: 64,
+        };
+        let mut kept = Vec::new();
+        let result = chunker.stream(Breaking(&data), |chunk, _| {
+            kept.extend_from_slice(&chunk.data[chunk.keep.clone()]);
+        });
+        assert_eq!(result.unwrap_err().to_string(), "cut short");
+        assert_eq!(kept, data);
     }
 
     #[test]
