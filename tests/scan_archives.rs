@@ -27,6 +27,13 @@ fn generated() -> (tempfile::TempDir, Value) {
     (dir, serde_json::from_str(&truth).unwrap())
 }
 
+fn paths_of(findings: &[Value]) -> BTreeSet<&str> {
+    findings
+        .iter()
+        .map(|f| f["path"].as_str().unwrap())
+        .collect()
+}
+
 fn found(findings: &[Value]) -> BTreeSet<(String, u64, String)> {
     findings
         .iter()
@@ -105,10 +112,7 @@ fn a_file_that_only_starts_like_an_archive_is_scanned_as_it_is() {
     }
     let (findings, code, stderr) = scan_json(dir.path(), &["--show-secrets"]);
     assert_eq!(code, 1, "{stderr}");
-    let paths: BTreeSet<&str> = findings
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let paths = paths_of(&findings);
     assert_eq!(
         paths,
         BTreeSet::from(["data.bin", "log.txt", "notes.txt", "readme.txt"]),
@@ -132,10 +136,7 @@ fn a_file_that_only_starts_like_an_archive_is_scanned_as_it_is() {
     repo.git(&["add", "."]);
     repo.git(&["commit", "-q", "-m", "notes"]);
     let (history, _, stderr) = common::history_json(repo.path(), &[]);
-    let paths: BTreeSet<&str> = history
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let paths = paths_of(&history);
     assert_eq!(
         paths,
         BTreeSet::from(["data.bin", "log.txt", "notes.txt", "readme.txt"]),
@@ -150,10 +151,7 @@ fn no_archives_scans_them_as_they_are_and_the_depth_is_a_flag() {
     let (findings, _, _) = scan_json(&tree, &["--no-archives"]);
     // Only what is stored uncompressed is seen: the jar's stored member and
     // the plain tar's, as bytes of the archive file itself.
-    let paths: BTreeSet<&str> = findings
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let paths = paths_of(&findings);
     assert!(paths.iter().all(|p| !p.contains('!')), "{paths:?}");
     assert!(paths.contains("lib/client.jar"), "{paths:?}");
     // Depth 1: the zip inside release.tar.gz is not opened, and says so.
@@ -206,10 +204,7 @@ fn history_and_staged_open_archive_blobs() {
     assert_eq!(first.len(), 1, "{stderr}");
     assert_eq!(first[0]["path"], "dist/pkg.tgz!package/.env");
     let (history, _, stderr) = common::history_json(repo.path(), &["--all-occurrences"]);
-    let paths: BTreeSet<&str> = history
-        .iter()
-        .map(|f| f["path"].as_str().unwrap())
-        .collect();
+    let paths = paths_of(&history);
     assert_eq!(
         paths,
         BTreeSet::from(["dist/pkg.tgz!package/.env", "dist/renamed.tgz!package/.env"]),

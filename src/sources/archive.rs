@@ -363,6 +363,14 @@ fn single_member_name(origin: &Origin, codec: Codec) -> String {
     }
 }
 
+/// The origin of member `path` of `archive`.
+fn member_of(archive: &Origin, path: String) -> Origin {
+    Origin::Member {
+        archive: Arc::new(archive.clone()),
+        path,
+    }
+}
+
 /// Whether a member's name stays inside the archive.
 fn name_is_safe(name: &str) -> bool {
     !name.is_empty()
@@ -489,10 +497,7 @@ impl Expander {
                     continue;
                 }
             };
-            let member_origin = Origin::Member {
-                archive: Arc::new(origin.clone()),
-                path: name,
-            };
+            let member_origin = member_of(origin, name);
             self.member(
                 &member_origin,
                 &mut member,
@@ -547,10 +552,7 @@ impl Expander {
                 ));
                 continue;
             }
-            let member_origin = Origin::Member {
-                archive: Arc::new(origin.clone()),
-                path: name,
-            };
+            let member_origin = member_of(origin, name);
             self.member(
                 &member_origin,
                 &mut entry,
@@ -619,10 +621,7 @@ impl Expander {
         let opened = if tar_inside {
             self.tar(origin, &mut decoded, sink, worker, depth, budget)
         } else {
-            let member_origin = Origin::Member {
-                archive: Arc::new(origin.clone()),
-                path: single_member_name(origin, codec),
-            };
+            let member_origin = member_of(origin, single_member_name(origin, codec));
             self.member(
                 &member_origin,
                 &mut decoded,
