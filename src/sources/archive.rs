@@ -92,13 +92,15 @@ impl Codec {
         }
     }
 
-    /// What its files' names end with: taken off to name the one member.
-    fn suffixes(self) -> &'static [&'static str] {
+    /// What its files' names end with, and what that becomes for the one
+    /// member (`app.log.gz` holds `app.log`, `x.tgz` holds `x.tar`), as
+    /// gunzip, bunzip2, unxz and unzstd name what they write.
+    fn suffixes(self) -> &'static [(&'static str, &'static str)] {
         match self {
-            Codec::Gzip => &[".gz", ".tgz"],
-            Codec::Bzip2 => &[".bz2", ".tbz2", ".tbz"],
-            Codec::Xz => &[".xz", ".txz"],
-            Codec::Zstd => &[".zst", ".tzst"],
+            Codec::Gzip => &[(".gz", ""), (".tgz", ".tar")],
+            Codec::Bzip2 => &[(".bz2", ""), (".tbz2", ".tar"), (".tbz", ".tar")],
+            Codec::Xz => &[(".xz", ""), (".txz", ".tar")],
+            Codec::Zstd => &[(".zst", ""), (".tzst", ".tar")],
         }
     }
 }
@@ -176,23 +178,38 @@ impl<R: Read> Read for Counting<R> {
     }
 }
 
+impl<R: Seek> Seek for Counting<R> {
+    fn seek(&mut self, pos: io::SeekFrom) -> io::Result<u64> {
+        self.inner.seek(pos)
+    }
+}
+
 /// One archive's budget, shared by its nested archives.
 struct Budget {
+    /// Bytes its members (at every depth) expanded to.
     used: u64,
     entries: u64,
-    /// The compressed bytes consumed of each compressed stream the member
-    /// being read is inside, outermost first: its expansion is measured
-    /// against each (a bomb inside a stream that stores it 1:1 still
-    /// shows against the stream around it).
-    streams: Vec<Arc<AtomicU64>>,
+    /// Bytes read of the archive itself (its file or blob): the ratio is
+    /// what all its members together expand to against these, so that no
+    /// nesting, no member's declared size and no number of members each
+    /// under a limit gets more than the ratio allows out of the bytes
+    /// that came in.
+    consumed: Arc<AtomicU64>,
+    /// Compressed streams around the member being read.
+    nesting: u32,
+    /// A limit of the whole archive was reached (and told once): no more
+    /// of it is read.
+    spent: bool,
 }
 
 impl Budget {
-    fn new() -> Self {
+    fn new(consumed: Arc<AtomicU64>) -> Self {
         Budget {
             used: 0,
             entries: 0,
-            streams: Vec::new(),
+            consumed,
+            nesting: 0,
+            spent: false,
         }
     }
 
@@ -200,64 +217,26 @@ impl Budget {
     /// a nested stream gets half of what the stream around it may, so that
     /// streams inside streams take at most twice the limit together.
     fn decoder_memory(&self) -> u64 {
-        let level = self.streams.len().min(16) as u32;
-        (MAX_DECODER_MEMORY >> level).max(1 << 20)
+        (MAX_DECODER_MEMORY >> self.nesting.min(16)).max(1 << 20)
     }
 }
-
-/// Compressed bytes a decoder may have read ahead of what it has given
-/// out (its buffers): allowed for in a member's ratio, so that a small
-/// member whose compressed bytes were read with the one before it is not
-/// taken for a bomb. A bomb shows once it is past 200 times this.
-const READ_AHEAD: u64 = 64 << 10;
 
 /// A member's reader that stops at the limits, saying which.
 struct Bounded<'a, R> {
     inner: R,
     expander: &'a Expander,
     budget: &'a mut Budget,
-    /// Each enclosing compressed stream's count and where it stood when
-    /// the member began.
-    streams: Vec<(Arc<AtomicU64>, u64)>,
-    /// Declared compressed size (zip).
-    declared_compressed: Option<u64>,
-    read: u64,
     stopped: Option<String>,
 }
 
 impl<'a, R: Read> Bounded<'a, R> {
-    fn new(
-        inner: R,
-        expander: &'a Expander,
-        budget: &'a mut Budget,
-        declared_compressed: Option<u64>,
-    ) -> Self {
-        let streams = budget
-            .streams
-            .iter()
-            .map(|count| (count.clone(), count.load(Relaxed)))
-            .collect();
+    fn new(inner: R, expander: &'a Expander, budget: &'a mut Budget) -> Self {
         Bounded {
             inner,
             expander,
             budget,
-            streams,
-            declared_compressed,
-            read: 0,
             stopped: None,
         }
-    }
-
-    /// Whether the member has expanded past the ratio, against its own
-    /// declared size or any stream it is inside.
-    fn over_ratio(&self) -> bool {
-        let max = self.expander.limits.max_ratio;
-        self.declared_compressed
-            .is_some_and(|c| self.read / c.max(1) > max)
-            || self.streams.iter().any(|(count, start)| {
-                let consumed = count.load(Relaxed).saturating_sub(*start);
-                self.read / (consumed + READ_AHEAD) > max
-            })
     }
 }
 
@@ -267,11 +246,14 @@ impl<R: Read> Read for Bounded<'_, R> {
             return Ok(0);
         }
         let n = self.inner.read(buf)?;
-        self.read += n as u64;
         self.budget.used += n as u64;
         let total = self.expander.total.fetch_add(n as u64, Relaxed) + n as u64;
         let limits = &self.expander.limits;
-        if self.budget.used > limits.max_bytes {
+        let used = self.budget.used;
+        // Never early: what was read of the archive includes what its
+        // decoders read ahead.
+        let consumed = self.budget.consumed.load(Relaxed).max(1);
+        if used > limits.max_bytes {
             self.stopped = Some(format!(
                 "expands past --max-archive-bytes ({} bytes); the rest is not scanned",
                 limits.max_bytes
@@ -281,12 +263,13 @@ impl<R: Read> Read for Bounded<'_, R> {
                 "archives of this scan expand past {} bytes in all; the rest is not scanned",
                 limits.max_total_bytes
             ));
-        } else if self.read > 1 << 20 && self.over_ratio() {
+        } else if used > 1 << 20 && used / consumed > limits.max_ratio {
             self.stopped = Some(format!(
-                "a member expands more than {}:1 (a compression bomb?); the rest is not scanned",
+                "the archive expands more than {}:1 (a compression bomb?); the rest is not scanned",
                 limits.max_ratio
             ));
         }
+        self.budget.spent |= self.stopped.is_some();
         Ok(n)
     }
 }
@@ -321,8 +304,9 @@ struct Recorder<'a> {
 }
 
 /// How much of a nested archive is kept to be scanned again if it does
-/// not open (it fails within its first bytes when it is not one).
-const REPLAY: usize = 64 << 10;
+/// not open (it fails within its first bytes when it is not one; a zstd
+/// decoder reads 128 KiB at once).
+const REPLAY: usize = 1 << 20;
 
 impl Read for Recorder<'_> {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
@@ -351,15 +335,18 @@ fn single_member_name(origin: &Origin, codec: Codec) -> String {
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
-    let name = codec
-        .suffixes()
-        .iter()
-        .find_map(|suffix| name.strip_suffix(suffix))
-        .unwrap_or(&name);
-    if name.is_empty() {
-        "-".into()
-    } else {
-        name.to_string()
+    // Suffixes are ASCII: a cut at a suffix's length from the end that
+    // lands inside a character is no match.
+    let stem = codec.suffixes().iter().find_map(|(suffix, becomes)| {
+        let cut = name.len().checked_sub(suffix.len())?;
+        let (stem, end) = (name.get(..cut)?, name.get(cut..)?);
+        end.eq_ignore_ascii_case(suffix)
+            .then(|| format!("{stem}{becomes}"))
+    });
+    match stem {
+        Some(stem) if !stem.is_empty() => stem,
+        Some(_) => "-".into(),
+        None => name,
     }
 }
 
@@ -424,9 +411,14 @@ impl Expander {
         let Some(kind) = kind_of(&head[..n]) else {
             return Ok(false);
         };
-        let mut budget = Budget::new();
+        let consumed = Arc::new(AtomicU64::new(0));
+        let mut budget = Budget::new(consumed.clone());
+        let mut input = Counting {
+            inner: input,
+            count: consumed,
+        };
         let opened = match kind {
-            Kind::Zip => self.zip(origin, input, sink, worker, 1, &mut budget),
+            Kind::Zip => self.zip(origin, &mut input, sink, worker, 1, &mut budget),
             Kind::Tar => self.tar(origin, &mut input, sink, worker, 1, &mut budget),
             Kind::Compressed(codec) => {
                 self.compressed(codec, origin, &mut input, sink, worker, 1, &mut budget)
@@ -453,10 +445,10 @@ impl Expander {
             Err(e) => return Err(format!("not a readable zip: {e}")),
         };
         for i in 0..zip.len() {
-            if !self.one_more_entry(origin, budget, sink) {
+            if budget.spent || !self.one_more_entry(origin, budget, sink) {
                 return Ok(());
             }
-            let (name, encrypted, is_file, compressed) = match zip.by_index_raw(i) {
+            let (name, encrypted, is_file) = match zip.by_index_raw(i) {
                 Ok(f) => (
                     match f.name() {
                         Ok(n) => n.into_owned(),
@@ -464,7 +456,6 @@ impl Expander {
                     },
                     f.encrypted(),
                     f.is_file(),
-                    f.compressed_size(),
                 ),
                 Err(e) => {
                     sink.warning(skipped(origin, format!("member {i} unreadable: {e}")));
@@ -498,15 +489,7 @@ impl Expander {
                 }
             };
             let member_origin = member_of(origin, name);
-            self.member(
-                &member_origin,
-                &mut member,
-                Some(compressed),
-                sink,
-                worker,
-                depth,
-                budget,
-            );
+            self.member(&member_origin, &mut member, sink, worker, depth, budget);
         }
         Ok(())
     }
@@ -537,7 +520,7 @@ impl Expander {
                     return Ok(());
                 }
             };
-            if !self.one_more_entry(origin, budget, sink) {
+            if budget.spent || !self.one_more_entry(origin, budget, sink) {
                 return Ok(());
             }
             if !entry.header().entry_type().is_file() {
@@ -553,15 +536,7 @@ impl Expander {
                 continue;
             }
             let member_origin = member_of(origin, name);
-            self.member(
-                &member_origin,
-                &mut entry,
-                None,
-                sink,
-                worker,
-                depth,
-                budget,
-            );
+            self.member(&member_origin, &mut entry, sink, worker, depth, budget);
         }
         Ok(())
     }
@@ -579,11 +554,7 @@ impl Expander {
         depth: usize,
         budget: &mut Budget,
     ) -> Opened {
-        let count = Arc::new(AtomicU64::new(0));
-        let counted = Counting {
-            inner: input,
-            count: count.clone(),
-        };
+        let counted = input;
         let memory = budget.decoder_memory();
         let decoder: io::Result<Box<dyn Read + '_>> = match codec {
             Codec::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(counted))),
@@ -617,23 +588,15 @@ impl Expander {
         };
         let tar_inside = kind_of(&head) == Some(Kind::Tar);
         let mut decoded = Cursor::new(head).chain(decoded);
-        budget.streams.push(count);
+        budget.nesting += 1;
         let opened = if tar_inside {
             self.tar(origin, &mut decoded, sink, worker, depth, budget)
         } else {
             let member_origin = member_of(origin, single_member_name(origin, codec));
-            self.member(
-                &member_origin,
-                &mut decoded,
-                None,
-                sink,
-                worker,
-                depth,
-                budget,
-            );
+            self.member(&member_origin, &mut decoded, sink, worker, depth, budget);
             Ok(())
         };
-        budget.streams.pop();
+        budget.nesting -= 1;
         opened
     }
 
@@ -643,7 +606,6 @@ impl Expander {
         &self,
         origin: &Origin,
         reader: &mut dyn Read,
-        declared_compressed: Option<u64>,
         sink: &S,
         worker: &mut S::Worker,
         depth: usize,
@@ -663,16 +625,11 @@ impl Expander {
         match kind {
             // A zip in an archive: zip needs to seek, so it is read into
             // memory, bounded; its members are counted against this
-            // archive's budget and measured against their declared sizes.
+            // archive's budget.
             Some(Kind::Zip) if depth < self.limits.max_depth => {
                 let limit = self.limits.max_nested_zip;
                 let mut bytes = Vec::new();
-                let mut bounded = Bounded::new(
-                    (&mut reader).take(limit + 1),
-                    self,
-                    budget,
-                    declared_compressed,
-                );
+                let mut bounded = Bounded::new((&mut reader).take(limit + 1), self, budget);
                 if let Err(e) = bounded.read_to_end(&mut bytes) {
                     sink.warning(skipped(origin, format!("unreadable: {e}")));
                     return;
@@ -688,7 +645,6 @@ impl Expander {
                     ));
                     return;
                 }
-                let streams = std::mem::take(&mut budget.streams);
                 let opened = self.zip(
                     origin,
                     Cursor::new(&bytes[..]),
@@ -697,17 +653,9 @@ impl Expander {
                     depth + 1,
                     budget,
                 );
-                budget.streams = streams;
                 if let Err(why) = opened {
                     sink.warning(skipped(origin, format!("{why}; scanned as it is")));
-                    self.plain(
-                        origin,
-                        &mut Cursor::new(bytes),
-                        declared_compressed,
-                        sink,
-                        worker,
-                        budget,
-                    );
+                    self.plain(origin, &mut Cursor::new(bytes), sink, worker, budget);
                 }
                 return;
             }
@@ -743,14 +691,7 @@ impl Expander {
                 sink.warning(skipped(origin, format!("{why}; scanned as it is")));
                 let seen = std::mem::take(&mut recorder.seen);
                 let mut again = Cursor::new(seen).chain(recorder.inner);
-                self.plain(
-                    origin,
-                    &mut again,
-                    declared_compressed,
-                    sink,
-                    worker,
-                    budget,
-                );
+                self.plain(origin, &mut again, sink, worker, budget);
                 return;
             }
             Some(_) => sink.warning(skipped(
@@ -762,14 +703,7 @@ impl Expander {
             )),
             None => {}
         }
-        self.plain(
-            origin,
-            &mut reader,
-            declared_compressed,
-            sink,
-            worker,
-            budget,
-        );
+        self.plain(origin, &mut reader, sink, worker, budget);
     }
 
     /// Scans a member's bytes as they are, within the limits.
@@ -777,12 +711,11 @@ impl Expander {
         &self,
         origin: &Origin,
         reader: &mut dyn Read,
-        declared_compressed: Option<u64>,
         sink: &S,
         worker: &mut S::Worker,
         budget: &mut Budget,
     ) {
-        let mut bounded = Bounded::new(reader, self, budget, declared_compressed);
+        let mut bounded = Bounded::new(reader, self, budget);
         let mut total = 0u64;
         let result = Chunker::new(self.overlap).stream(&mut bounded, |chunk, binary| {
             total = chunk.start.offset + chunk.data.len() as u64;
@@ -897,11 +830,11 @@ mod tests {
 
     #[test]
     fn a_nested_stream_gets_half_the_memory_of_the_one_around_it() {
-        let mut budget = Budget::new();
+        let mut budget = Budget::new(Arc::new(AtomicU64::new(0)));
         assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY);
-        budget.streams.push(Arc::new(AtomicU64::new(0)));
+        budget.nesting += 1;
         assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY / 2);
-        budget.streams.push(Arc::new(AtomicU64::new(0)));
+        budget.nesting += 1;
         assert_eq!(budget.decoder_memory(), MAX_DECODER_MEMORY / 4);
     }
 
@@ -918,5 +851,12 @@ mod tests {
         };
         assert_eq!(single_member_name(&deeper, Codec::Zstd), "app.log");
         assert_eq!(single_member_name(&deeper, Codec::Gzip), "app.log.zst");
+        let named = |path: &str, codec| single_member_name(&Origin::Stdin(path.into()), codec);
+        assert_eq!(named("dist/x.tgz", Codec::Gzip), "x.tar");
+        assert_eq!(named("CAPS.GZ", Codec::Gzip), "CAPS");
+        assert_eq!(named(".zst", Codec::Zstd), "-");
+        assert_eq!(named("noext", Codec::Xz), "noext");
+        // A multi-byte character where a suffix would start.
+        assert_eq!(named("résumé", Codec::Gzip), "résumé");
     }
 }
