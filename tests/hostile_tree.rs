@@ -163,8 +163,7 @@ fn a_hostile_tree_is_scanned_whole_with_every_skip_explained_in_bounded_memory()
     if as_root {
         cmd.uid(65534).gid(65534);
     }
-    let out = cmd.output().unwrap();
-    let peak = common::children_peak_rss();
+    let (out, peak) = common::output_and_peak_rss(&mut cmd);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(1), "{stderr}");
     let findings: Vec<serde_json::Value> =

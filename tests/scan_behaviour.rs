@@ -341,10 +341,9 @@ fn a_half_gib_file_is_scanned_in_bounded_memory() {
     file.write_all_at(format!("\n{k}\n").as_bytes(), (512 << 20) - 4096)
         .unwrap();
     drop(file);
-    let (f, _, _) = scan_json(dir.path(), &["--max-file-size", "2GiB"]);
+    let (f, peak) = common::scan_json_and_peak_rss(dir.path(), &["--max-file-size", "2GiB"]);
     assert_eq!(places(&f), [("huge.bin".to_string(), 2, 1)]);
     assert!(f[0]["binary"].as_bool().unwrap());
-    let peak = common::children_peak_rss();
     assert!(peak < 256 << 20, "peak RSS {} MiB", peak >> 20);
 }
 

@@ -138,7 +138,7 @@ pub struct ConfigArgs {
     #[arg(long, value_name = "N", default_value_t = 2,
           value_parser = clap::value_parser!(u8).range(0..=3))]
     pub max_decode_depth: u8,
-    /// Scan archives (zip, jar, whl, tar, tar.gz, gz…) as they are, not
+    /// Scan archives (zip, jar, whl, tar, tar.gz/bz2/xz/zst…) as they are, not
     /// as their members.
     #[arg(long)]
     pub no_archives: bool,
@@ -150,6 +150,13 @@ pub struct ConfigArgs {
     /// warning (e.g. 5GiB, 100MB).
     #[arg(long, value_name = "SIZE", default_value = "5GiB", value_parser = crate::cli::scan_cmd::parse_size)]
     pub max_archive_bytes: u64,
+    /// How many times the bytes read of an archive its members together may
+    /// expand to (once past 1 MiB); past it, a compression bomb is
+    /// supposed and the rest of the archive is skipped with a warning.
+    /// Raise it for very repetitive logs.
+    #[arg(long, value_name = "N", default_value_t = 200,
+          value_parser = clap::value_parser!(u64).range(2..))]
+    pub max_archive_ratio: u64,
 }
 
 impl ConfigArgs {
@@ -158,6 +165,7 @@ impl ConfigArgs {
         (!self.no_archives).then(|| keywarden::sources::archive::ArchiveLimits {
             max_depth: usize::from(self.max_archive_depth),
             max_bytes: self.max_archive_bytes,
+            max_ratio: self.max_archive_ratio,
             ..Default::default()
         })
     }

@@ -35,8 +35,8 @@ pub struct ArchiveLimits {
     pub max_total_bytes: u64,
     /// Members one archive may hold.
     pub max_entries: u64,
-    /// Expanded bytes per compressed byte a member may reach (checked once
-    /// it is past 1 MiB).
+    /// Bytes an archive's members may expand to per byte read of the
+    /// archive (checked once they are past 1 MiB).
     pub max_ratio: u64,
     /// The largest nested zip read into memory to be opened (zip needs to
     /// seek).
@@ -265,7 +265,7 @@ impl<R: Read> Read for Bounded<'_, R> {
             ));
         } else if used > 1 << 20 && used / consumed > limits.max_ratio {
             self.stopped = Some(format!(
-                "the archive expands more than {}:1 (a compression bomb?); the rest is not scanned",
+                "the archive expands more than {}:1 (--max-archive-ratio; a compression bomb?); the rest is not scanned",
                 limits.max_ratio
             ));
         }

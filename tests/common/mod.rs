@@ -261,13 +261,58 @@ pub fn create_key(database_url: &str, args: &[&str]) -> (String, Value) {
     (v["key"].as_str().unwrap().to_string(), v["record"].clone())
 }
 
-/// Peak resident memory of any child process waited for so far, in bytes.
-pub fn children_peak_rss() -> u64 {
+/// [`scan_json`]'s findings, and the peak RSS of that scan alone.
+pub fn scan_json_and_peak_rss(dir: &Path, args: &[&str]) -> (Vec<Value>, u64) {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(["scan", "--format", "json", "-q"])
+        .args(args);
+    let (out, peak) = output_and_peak_rss(&mut cmd);
+    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (findings, peak)
+}
+
+/// Runs `cmd` to its end: its output, and the peak RSS of that one
+/// process. `getrusage(RUSAGE_CHILDREN)` would give the largest child the
+/// test binary ever waited for, and tests run in parallel: another test's
+/// fixture generator could be measured instead.
+// Reaped by wait4 below, which std cannot give the rusage of.
+#[allow(clippy::zombie_processes)]
+pub fn output_and_peak_rss(cmd: &mut std::process::Command) -> (std::process::Output, u64) {
+    use std::io::Read;
+    use std::os::unix::process::ExitStatusExt;
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let drain = |mut pipe: Box<dyn Read + Send>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            pipe.read_to_end(&mut bytes).unwrap();
+            bytes
+        })
+    };
+    let stdout = drain(Box::new(child.stdout.take().unwrap()));
+    let stderr = drain(Box::new(child.stderr.take().unwrap()));
+    let pid = child.id() as libc::pid_t;
+    let mut status = 0;
     let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
-    // SAFETY: getrusage writes into the struct we own.
-    assert_eq!(
-        unsafe { libc::getrusage(libc::RUSAGE_CHILDREN, &mut usage) },
-        0
-    );
-    usage.ru_maxrss as u64 * 1024
+    // SAFETY: wait4 writes into the two values we own; the child is ours
+    // and not waited for by anyone else.
+    assert_eq!(unsafe { libc::wait4(pid, &mut status, 0, &mut usage) }, pid);
+    let output = std::process::Output {
+        status: std::process::ExitStatus::from_raw(status),
+        stdout: stdout.join().unwrap(),
+        stderr: stderr.join().unwrap(),
+    };
+    (output, usage.ru_maxrss as u64 * 1024)
 }
