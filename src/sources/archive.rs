@@ -405,10 +405,9 @@ impl Expander {
         sink: &S,
         worker: &mut S::Worker,
     ) -> io::Result<bool> {
-        let mut head = [0u8; 512];
-        let n = read_up_to(&mut input, &mut head)?;
+        let kind = peek(&mut input)?.0;
         input.rewind()?;
-        let Some(kind) = kind_of(&head[..n]) else {
+        let Some(kind) = kind else {
             return Ok(false);
         };
         let consumed = Arc::new(AtomicU64::new(0));
@@ -554,21 +553,20 @@ impl Expander {
         depth: usize,
         budget: &mut Budget,
     ) -> Opened {
-        let counted = input;
         let memory = budget.decoder_memory();
         let decoder: io::Result<Box<dyn Read + '_>> = match codec {
-            Codec::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(counted))),
-            Codec::Bzip2 => Ok(Box::new(bzip2::read::MultiBzDecoder::new(counted))),
+            Codec::Gzip => Ok(Box::new(flate2::read::MultiGzDecoder::new(input))),
+            Codec::Bzip2 => Ok(Box::new(bzip2::read::MultiBzDecoder::new(input))),
             // lzma-rust2 counts a dictionary and about 100 KiB besides. It
             // drops what a read decoded when the read fails, so reads are
             // kept small: a stream cut short loses little before the cut.
             Codec::Xz => Ok(Box::new(SmallReads(lzma_rust2::XzReader::new_mem_limit(
-                io::BufReader::new(counted),
+                io::BufReader::new(input),
                 true,
                 u32::try_from((memory >> 10) + 1024).unwrap_or(u32::MAX),
             )))),
             // Frames one after another, skippable ones skipped.
-            Codec::Zstd => zstd::stream::read::Decoder::new(counted).and_then(|mut d| {
+            Codec::Zstd => zstd::stream::read::Decoder::new(input).and_then(|mut d| {
                 d.window_log_max(memory.ilog2())?;
                 Ok(Box::new(d) as Box<dyn Read + '_>)
             }),
@@ -578,16 +576,9 @@ impl Expander {
             Err(e) => return Err(not_decoded(codec, &e, memory)),
         };
         // Tar inside, or one member: the first bytes tell. A stream that
-        // fails within them is not one (nothing decoded), or its first
-        // bytes are scanned before the error is told.
-        let (head, failed) = read_head(decoded);
-        let (head, decoded) = match (head, failed) {
-            (head, Err(e)) if head.is_empty() => return Err(not_decoded(codec, &e, memory)),
-            (head, Err(e)) => (head, Box::new(Failed(Some(e))) as Box<dyn Read + '_>),
-            (head, Ok(decoded)) => (head, decoded),
-        };
-        let tar_inside = kind_of(&head) == Some(Kind::Tar);
-        let mut decoded = Cursor::new(head).chain(decoded);
+        // fails before any of them is not one.
+        let (inside, mut decoded) = peek(decoded).map_err(|e| not_decoded(codec, &e, memory))?;
+        let tar_inside = inside == Some(Kind::Tar);
         budget.nesting += 1;
         let opened = if tar_inside {
             self.tar(origin, &mut decoded, sink, worker, depth, budget)
@@ -611,17 +602,13 @@ impl Expander {
         depth: usize,
         budget: &mut Budget,
     ) {
-        let (head, rest) = read_head(reader);
-        let rest: Box<dyn Read + '_> = match rest {
-            Ok(reader) => Box::new(reader),
-            Err(e) if head.is_empty() => {
+        let (kind, mut reader) = match peek(reader) {
+            Ok(peeked) => peeked,
+            Err(e) => {
                 sink.warning(skipped(origin, format!("unreadable: {e}")));
                 return;
             }
-            Err(e) => Box::new(Failed(Some(e))),
         };
-        let kind = kind_of(&head);
-        let mut reader = Cursor::new(head).chain(rest);
         match kind {
             // A zip in an archive: zip needs to seek, so it is read into
             // memory, bounded; its members are counted against this
@@ -763,38 +750,33 @@ fn not_decoded(codec: Codec, e: &io::Error, memory: u64) -> String {
     }
 }
 
-/// Reads until `buf` is full or the input ends; how many bytes.
-fn read_up_to(r: &mut (impl Read + ?Sized), buf: &mut [u8]) -> io::Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match r.read(&mut buf[n..]) {
-            Ok(0) => break,
-            Ok(k) => n += k,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(n)
-}
-
-/// The first 512 bytes of `r` (fewer if it ends), and `r` for the rest, or
-/// the error that stopped the read, with what was read before it.
-fn read_head<R: Read>(mut r: R) -> (Vec<u8>, io::Result<R>) {
+/// What the first 512 bytes of `r` say it is, and a reader of all of it
+/// (those bytes, then the rest). An error before any byte is returned; one
+/// after some is kept for the reader to give once those bytes are read, so
+/// that what decoded before a failure is still scanned.
+fn peek<'a>(mut r: impl Read + 'a) -> io::Result<(Option<Kind>, Box<dyn Read + 'a>)> {
     let mut head = vec![0u8; 512];
     let mut n = 0;
+    let mut failed = None;
     while n < head.len() {
         match r.read(&mut head[n..]) {
             Ok(0) => break,
             Ok(k) => n += k,
             Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
             Err(e) => {
-                head.truncate(n);
-                return (head, Err(e));
+                failed = Some(e);
+                break;
             }
         }
     }
     head.truncate(n);
-    (head, Ok(r))
+    let kind = kind_of(&head);
+    let rest: Box<dyn Read + 'a> = match failed {
+        Some(e) if n == 0 => return Err(e),
+        Some(e) => Box::new(Failed(Some(e))),
+        None => Box::new(r),
+    };
+    Ok((kind, Box::new(Cursor::new(head).chain(rest))))
 }
 
 #[cfg(test)]

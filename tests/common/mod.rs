@@ -97,18 +97,32 @@ pub fn temp_tree(files: &[(&str, &[u8])]) -> tempfile::TempDir {
     dir
 }
 
+/// `keywarden scan` with `args` in `dir`, reporting JSON.
+fn scan_command(dir: &Path, args: &[&str]) -> std::process::Command {
+    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
+    cmd.current_dir(dir)
+        .env("NO_COLOR", "1")
+        .args(["scan", "--format", "json", "-q"])
+        .args(args);
+    cmd
+}
+
+/// The findings of a JSON report.
+fn report_of(out: &std::process::Output) -> Vec<Value> {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
 /// Runs `keywarden` with `args` in `dir` and parses its JSON report.
 pub fn scan_json(dir: &Path, args: &[&str]) -> (Vec<Value>, i32, String) {
-    let out = keywarden()
-        .current_dir(dir)
-        .args(["scan", "--format", "json", "-q"])
-        .args(args)
-        .output()
-        .unwrap();
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout)
-        .unwrap_or_else(|e| panic!("not JSON ({e}): {}", String::from_utf8_lossy(&out.stdout)));
+    let out = scan_command(dir, args).output().unwrap();
     (
-        findings,
+        report_of(&out),
         out.status.code().unwrap(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
@@ -263,20 +277,8 @@ pub fn create_key(database_url: &str, args: &[&str]) -> (String, Value) {
 
 /// [`scan_json`]'s findings, and the peak RSS of that scan alone.
 pub fn scan_json_and_peak_rss(dir: &Path, args: &[&str]) -> (Vec<Value>, u64) {
-    let mut cmd = std::process::Command::new(assert_cmd::cargo::cargo_bin("keywarden"));
-    cmd.current_dir(dir)
-        .env("NO_COLOR", "1")
-        .args(["scan", "--format", "json", "-q"])
-        .args(args);
-    let (out, peak) = output_and_peak_rss(&mut cmd);
-    let findings: Vec<Value> = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (findings, peak)
+    let (out, peak) = output_and_peak_rss(&mut scan_command(dir, args));
+    (report_of(&out), peak)
 }
 
 /// Runs `cmd` to its end: its output, and the peak RSS of that one
