@@ -141,11 +141,14 @@ fn is_bzip2(head: &[u8]) -> bool {
             .is_some_and(|m| m == BLOCK.as_slice() || m == END.as_slice())
 }
 
-/// Why an archive, or part of it, was not expanded.
+/// Why an archive, or part of it, was not expanded. `what` may carry a
+/// decoder's or parser's error text about hostile bytes: kept to one
+/// printable line too.
 fn skipped(archive: &Origin, what: String) -> SourceWarning {
     SourceWarning::Walk(format!(
-        "{}: archive: {what}",
-        crate::untrusted::one_line(&archive.display_path(), 300)
+        "{}: archive: {}",
+        crate::untrusted::one_line(&archive.display_path(), 300),
+        crate::untrusted::one_line(&what, 500)
     ))
 }
 
